@@ -1,0 +1,34 @@
+#pragma once
+// Batch types: a batch is dim x n, one column per sample (architecture.md "Data layout").
+#include <concepts>
+#include <type_traits>
+
+#include <Eigen/Core>
+
+namespace fmd {
+
+template <class Scalar>
+using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+template <class Scalar>
+using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+/// Per-sample times of a training batch: 1 x n.
+template <class Scalar>
+using Row = Eigen::Matrix<Scalar, 1, Eigen::Dynamic>;
+
+/// Views a field reads from and writes to: blocks and whole matrices alike, without copies.
+template <class Scalar>
+using In = Eigen::Ref<const Matrix<Scalar>>;
+template <class Scalar>
+using Out = Eigen::Ref<Matrix<Scalar>>;
+template <class Scalar>
+using RowIn = Eigen::Ref<const Row<Scalar>>;
+
+/// Any Eigen dense expression (matrix, block, map, Ref); `out` parameters of this kind may be
+/// temporaries such as `x.leftCols(5)`.
+template <class T>
+concept Dense = std::derived_from<std::remove_cvref_t<T>, Eigen::DenseBase<std::remove_cvref_t<T>>>;
+
+template <class T>
+using scalar_of = typename std::remove_cvref_t<T>::Scalar;
+
+}  // namespace fmd

@@ -1,0 +1,50 @@
+#pragma once
+// Training-time samplers (theory.md §6.8). Each fills a 1 x n row.
+#include <algorithm>
+#include <cmath>
+
+#include <fmd/core/error.hpp>
+#include <fmd/core/random.hpp>
+#include <fmd/core/types.hpp>
+
+namespace fmd::time {
+
+/// t ~ U[lo, hi]; use hi = 1 − δ for losses that divide by β (theory.md §4.3).
+struct Uniform {
+    double lo = 0.0, hi = 1.0;
+    Uniform() = default;
+    Uniform(double lo_, double hi_) : lo(lo_), hi(hi_) {
+        if (!(lo >= 0.0 && hi <= 1.0 && lo < hi)) detail::fail("time::Uniform", "lo, hi", "must satisfy 0 <= lo < hi <= 1, got [", lo, ", ", hi, "]");
+    }
+    template <Dense O, class G>
+    void operator()(O&& out, G& rng) const {
+        for (Eigen::Index j = 0; j < out.size(); ++j) out(j) = static_cast<scalar_of<O>>(lo + (hi - lo) * uniform01(rng));
+    }
+};
+
+/// t = sigmoid(m + s·n), n ~ N(0, 1) (SD3's logit-normal in this library's time direction:
+/// m_ours = −m_SD3, theory.md §6.8). Optionally clipped to [lo, hi].
+struct LogitNormal {
+    double m = 0.0, s = 1.0, lo = 0.0, hi = 1.0;
+    LogitNormal() = default;
+    LogitNormal(double m_, double s_, double lo_ = 0.0, double hi_ = 1.0) : m(m_), s(s_), lo(lo_), hi(hi_) {
+        if (!(s > 0.0) || !std::isfinite(s)) detail::fail("time::LogitNormal", "s", "must be finite and > 0, got ", s);
+        if (!std::isfinite(m)) detail::fail("time::LogitNormal", "m", "must be finite, got ", m);
+        if (!(lo >= 0.0 && hi <= 1.0 && lo < hi)) detail::fail("time::LogitNormal", "lo, hi", "must satisfy 0 <= lo < hi <= 1");
+    }
+    /// Density π(t) of the unclipped distribution.
+    double density(double t) const {
+        const double l = std::log(t / (1.0 - t));
+        return std::exp(-(l - m) * (l - m) / (2 * s * s)) / (s * std::sqrt(2 * 3.14159265358979323846) * t * (1.0 - t));
+    }
+    template <Dense O, class G>
+    void operator()(O&& out, G& rng) const {
+        NormalSampler normal;
+        for (Eigen::Index j = 0; j < out.size(); ++j) {
+            const double v = 1.0 / (1.0 + std::exp(-(m + s * normal(rng))));
+            out(j) = static_cast<scalar_of<O>>(std::clamp(v, lo, hi));
+        }
+    }
+};
+
+}  // namespace fmd::time

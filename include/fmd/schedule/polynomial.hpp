@@ -1,0 +1,28 @@
+#pragma once
+// Polynomial schedule, theory.md §4.1: α = tⁿ, β = 1 − tⁿ, n > 0.
+#include <cmath>
+
+#include <fmd/core/error.hpp>
+#include <fmd/schedule/concepts.hpp>
+
+namespace fmd::schedule {
+
+class Polynomial {
+public:
+    static constexpr bool exact_boundaries = true;
+    explicit Polynomial(double n) : n_(n) {
+        if (!(n > 0.0) || !std::isfinite(n)) detail::fail("schedule::Polynomial", "n", "must be a finite positive exponent, got ", n);
+    }
+    double exponent() const { return n_; }
+    double alpha(double t) const { return std::pow(t, n_); }
+    double beta(double t) const { return 1.0 - std::pow(t, n_); }
+    // n < 1: α̇ → ∞ at t = 0; n > 1: α̇_0 = 0 and D_0 = 0 (theory.md §4.2).
+    double d_alpha(double t) const { return n_ * std::pow(t, n_ - 1.0); }
+    double d_beta(double t) const { return -n_ * std::pow(t, n_ - 1.0); }
+
+private:
+    double n_;
+};
+static_assert(Schedule<Polynomial>);
+
+}  // namespace fmd::schedule

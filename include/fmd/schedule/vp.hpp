@@ -1,0 +1,41 @@
+#pragma once
+// Variance-preserving schedule of Song et al.'s VP-SDE in course time, theory.md §4.1, §4.5.
+#include <cmath>
+
+#include <fmd/core/error.hpp>
+#include <fmd/schedule/concepts.hpp>
+
+namespace fmd::schedule {
+
+/// α_t = exp(−B(1−t)/2), β_t = √(1 − α_t²), b(s) = β_min + s(β_max − β_min).
+/// Boundaries are approximate: α_0 = exp(−(β_min + β_max)/4) > 0 (theory.md §4.3e).
+class VP {
+public:
+    static constexpr bool exact_boundaries = false;
+    explicit VP(double beta_min = 0.1, double beta_max = 20.0) : bmin_(beta_min), bmax_(beta_max) {
+        if (!(beta_min > 0.0)) detail::fail("schedule::VP", "beta_min", "must be positive, got ", beta_min);
+        if (!(beta_max >= beta_min)) detail::fail("schedule::VP", "beta_max", "must be >= beta_min, got ", beta_max);
+    }
+    double beta_min() const { return bmin_; }
+    double beta_max() const { return bmax_; }
+    /// Song's b(s) at s = 1 − t: the reverse-SDE σ_t² (theory.md §4.5).
+    double b(double t) const { return bmin_ + (1.0 - t) * (bmax_ - bmin_); }
+    double alpha(double t) const { return std::exp(-0.5 * big_b(t)); }
+    // −expm1 keeps β accurate near t = 1, where 1 − α² cancels.
+    double beta(double t) const { return std::sqrt(-std::expm1(-big_b(t))); }
+    double d_alpha(double t) const { return 0.5 * b(t) * alpha(t); }
+    double d_beta(double t) const {
+        const double a = alpha(t);
+        return -0.5 * b(t) * a * a / beta(t);
+    }
+
+private:
+    double big_b(double t) const {
+        const double s = 1.0 - t;
+        return bmin_ * s + 0.5 * (bmax_ - bmin_) * s * s;
+    }
+    double bmin_, bmax_;
+};
+static_assert(Schedule<VP>);
+
+}  // namespace fmd::schedule

@@ -1,0 +1,115 @@
+#pragma once
+// Explicit ODE steppers of theory.md §7.2 (Euler, midpoint, Heun, RK4). Each owns its stage
+// buffers and resizes them only when the batch shape changes.
+#include <fmd/core/types.hpp>
+#include <fmd/solver/concepts.hpp>
+
+namespace fmd::solver {
+
+namespace detail {
+template <class S>
+void fit(Matrix<S>& m, const Out<S>& x) {
+    if (m.rows() != x.rows() || m.cols() != x.cols()) m.resize(x.rows(), x.cols());
+}
+template <class S>
+Out<S> ref(Matrix<S>& m) {
+    return Out<S>(m);
+}
+}  // namespace detail
+
+/// X′ = X + h u(X, t). Order 1, 1 NFE.
+template <class S = double>
+class Euler {
+public:
+    using scalar_type = S;
+    static constexpr int order = 1;
+    static constexpr int nfe_per_step = 1;
+
+    template <class F>
+    void step(F&& u, Out<S> x, double t, double h) {
+        detail::fit(k1_, x);
+        u(In<S>(x), t, detail::ref(k1_));
+        x += S(h) * k1_;
+    }
+
+private:
+    Matrix<S> k1_;
+};
+
+/// X′ = X + h u(X + (h/2) u(X, t), t + h/2). Order 2, 2 NFE.
+template <class S = double>
+class Midpoint {
+public:
+    using scalar_type = S;
+    static constexpr int order = 2;
+    static constexpr int nfe_per_step = 2;
+
+    template <class F>
+    void step(F&& u, Out<S> x, double t, double h) {
+        detail::fit(k_, x);
+        detail::fit(y_, x);
+        u(In<S>(x), t, detail::ref(k_));
+        y_ = x + S(h / 2) * k_;
+        u(In<S>(y_), t + h / 2, detail::ref(k_));
+        x += S(h) * k_;
+    }
+
+private:
+    Matrix<S> k_, y_;
+};
+
+/// X̃ = X + h u(X, t); X′ = X + (h/2)[u(X, t) + u(X̃, t + h)]. Order 2, 2 NFE (evaluates at t + h).
+template <class S = double>
+class Heun {
+public:
+    using scalar_type = S;
+    static constexpr int order = 2;
+    static constexpr int nfe_per_step = 2;
+
+    template <class F>
+    void step(F&& u, Out<S> x, double t, double h) {
+        detail::fit(k1_, x);
+        detail::fit(k2_, x);
+        detail::fit(y_, x);
+        u(In<S>(x), t, detail::ref(k1_));
+        y_ = x + S(h) * k1_;
+        u(In<S>(y_), t + h, detail::ref(k2_));
+        x += S(h / 2) * (k1_ + k2_);
+    }
+
+private:
+    Matrix<S> k1_, k2_, y_;
+};
+
+/// Classical fourth-order Runge–Kutta. Order 4, 4 NFE (evaluates at t + h).
+template <class S = double>
+class RK4 {
+public:
+    using scalar_type = S;
+    static constexpr int order = 4;
+    static constexpr int nfe_per_step = 4;
+
+    template <class F>
+    void step(F&& u, Out<S> x, double t, double h) {
+        detail::fit(k_, x);
+        detail::fit(acc_, x);
+        detail::fit(y_, x);
+        u(In<S>(x), t, detail::ref(k_));  // k1
+        acc_ = k_;
+        y_ = x + S(h / 2) * k_;
+        u(In<S>(y_), t + h / 2, detail::ref(k_));  // k2
+        acc_ += S(2) * k_;
+        y_ = x + S(h / 2) * k_;
+        u(In<S>(y_), t + h / 2, detail::ref(k_));  // k3
+        acc_ += S(2) * k_;
+        y_ = x + S(h) * k_;
+        u(In<S>(y_), t + h, detail::ref(k_));  // k4
+        acc_ += k_;
+        x += S(h / 6) * acc_;
+    }
+
+private:
+    Matrix<S> k_, acc_, y_;
+};
+
+}  // namespace fmd::solver
