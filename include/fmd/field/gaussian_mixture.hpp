@@ -74,54 +74,58 @@ private:
 /// The closed forms of theory.md §8.1 for a mixture under a Gaussian path: marginal velocity,
 /// score, posterior means, log-density and divergence. Per-time quantities are cached, so a
 /// call allocates nothing; an oracle object is not safe to share between threads.
+/// The per-column kernels are plain loops over contiguous columns: this is the hot path of
+/// every oracle-driven sampler and benchmark.
 template <class Path, class S>
 class MixtureOracle {
 public:
     MixtureOracle(const Path& path, GaussianMixture<S> mixture)
         : path_(path), mix_(std::move(mixture)), K_(mix_.components()), d_(mix_.dim()),
-          log_norm_(K_), inv_v_(K_), c_(K_), logw_(K_), mu_t_(d_, K_), drift_(d_, K_), s_(d_), r_(d_) {}
+          log_norm_(K_), inv_v_(K_), c_(K_), w_(K_), gain_(K_), mu_t_(d_, K_), drift_(d_, K_), s_(d_) {}
 
     const GaussianMixture<S>& mixture() const { return mix_; }
     const Path& path() const { return path_; }
 
-    /// u_t(x) = Σ_k w_k [α̇ μ_k + c_k (x − α μ_k)].
+    /// u_t(x) = Σ_k w_k [α̇ μ_k + c_k (x − α μ_k)] = Σ_k w_k drift_k + (Σ_k w_k c_k) x.
     void velocity(In<S> x, double t, Out<S> out) {
         check(x, t, out, "MixtureOracle::velocity");
-        for (Eigen::Index j = 0; j < x.cols(); ++j) {
-            posterior(x.col(j));
-            S wc = 0;
-            out.col(j).setZero();
-            for (Eigen::Index k = 0; k < K_; ++k) {
-                out.col(j) += logw_(k) * drift_.col(k);
-                wc += logw_(k) * c_(k);
-            }
-            out.col(j) += wc * x.col(j);
+        // Small dimensions get a fully unrolled kernel (the 2-D toys are the common case).
+        switch (d_) {
+            case 1: velocity_kernel<1>(x, out); break;
+            case 2: velocity_kernel<2>(x, out); break;
+            case 3: velocity_kernel<3>(x, out); break;
+            default: velocity_kernel<0>(x, out); break;
         }
     }
     /// s_t(x) = −Σ_k w_k (x − α μ_k)/v_k.
     void score(In<S> x, double t, Out<S> out) {
         check(x, t, out, "MixtureOracle::score");
         for (Eigen::Index j = 0; j < x.cols(); ++j) {
-            posterior(x.col(j));
+            const S* xj = x.data() + j * x.outerStride();
+            S* oj = out.data() + j * out.outerStride();
+            posterior(xj);
             S wv = 0;
-            out.col(j).setZero();
+            for (Eigen::Index i = 0; i < d_; ++i) oj[i] = 0;
             for (Eigen::Index k = 0; k < K_; ++k) {
-                out.col(j) += (logw_(k) * inv_v_(k)) * mu_t_.col(k);
-                wv += logw_(k) * inv_v_(k);
+                const S g = w_(k) * inv_v_(k);
+                const S* mk = &mu_t_(0, k);
+                wv += g;
+                for (Eigen::Index i = 0; i < d_; ++i) oj[i] += g * mk[i];
             }
-            out.col(j) -= wv * x.col(j);
+            for (Eigen::Index i = 0; i < d_; ++i) oj[i] -= wv * xj[i];
         }
     }
     /// x̂1 = E[z | X_t = x] = Σ_k w_k [μ_k + (α s_k²/v_k)(x − α μ_k)].
     void x1(In<S> x, double t, Out<S> out) {
         check(x, t, out, "MixtureOracle::x1");
-        const double alpha = c_alpha_;
         for (Eigen::Index j = 0; j < x.cols(); ++j) {
-            posterior(x.col(j));
-            out.col(j).setZero();
+            const S* xj = x.data() + j * x.outerStride();
+            S* oj = out.data() + j * out.outerStride();
+            posterior(xj);
+            for (Eigen::Index i = 0; i < d_; ++i) oj[i] = 0;
             for (Eigen::Index k = 0; k < K_; ++k) {
-                const S g = S(alpha) * mix_.stds()(k) * mix_.stds()(k) * inv_v_(k);
-                out.col(j) += logw_(k) * (mix_.means().col(k) + g * (x.col(j) - mu_t_.col(k)));
+                const S wk = w_(k), g = gain_(k);
+                for (Eigen::Index i = 0; i < d_; ++i) oj[i] += wk * (mix_.means()(i, k) + g * (xj[i] - mu_t_(i, k)));
             }
         }
     }
@@ -130,9 +134,14 @@ public:
         check(x, t, out, "MixtureOracle::epsilon");
         const S beta = S(c_beta_);
         for (Eigen::Index j = 0; j < x.cols(); ++j) {
-            posterior(x.col(j));
-            out.col(j).setZero();
-            for (Eigen::Index k = 0; k < K_; ++k) out.col(j) += (logw_(k) * beta * inv_v_(k)) * (x.col(j) - mu_t_.col(k));
+            const S* xj = x.data() + j * x.outerStride();
+            S* oj = out.data() + j * out.outerStride();
+            posterior(xj);
+            for (Eigen::Index i = 0; i < d_; ++i) oj[i] = 0;
+            for (Eigen::Index k = 0; k < K_; ++k) {
+                const S g = w_(k) * beta * inv_v_(k);
+                for (Eigen::Index i = 0; i < d_; ++i) oj[i] += g * (xj[i] - mu_t_(i, k));
+            }
         }
     }
     /// log p_t(x) per column (theory.md §8.1).
@@ -140,7 +149,7 @@ public:
     void log_density(In<S> x, double t, O&& out) {
         if (out.size() != x.cols()) detail::fail("MixtureOracle::log_density", "out", "must hold one value per column (", x.cols(), "), got ", out.size());
         check(x, t, x, "MixtureOracle::log_density");
-        for (Eigen::Index j = 0; j < x.cols(); ++j) out(j) = posterior(x.col(j));
+        for (Eigen::Index j = 0; j < x.cols(); ++j) out(j) = posterior(x.data() + j * x.outerStride());
     }
     /// div u_t(x) = Σ_k w_k [d c_k + (s_k − s)·u_k] per column (theory.md §8.1).
     template <Dense O>
@@ -148,14 +157,17 @@ public:
         if (out.size() != x.cols()) detail::fail("MixtureOracle::divergence", "out", "must hold one value per column (", x.cols(), "), got ", out.size());
         check(x, t, x, "MixtureOracle::divergence");
         for (Eigen::Index j = 0; j < x.cols(); ++j) {
-            posterior(x.col(j));
-            s_.setZero();
-            for (Eigen::Index k = 0; k < K_; ++k) s_ -= (logw_(k) * inv_v_(k)) * (x.col(j) - mu_t_.col(k));
+            const S* xj = x.data() + j * x.outerStride();
+            posterior(xj);
+            s_.setZero();  // marginal score s
+            for (Eigen::Index k = 0; k < K_; ++k)
+                for (Eigen::Index i = 0; i < d_; ++i) s_(i) -= w_(k) * inv_v_(k) * (xj[i] - mu_t_(i, k));
             S acc = 0;
             for (Eigen::Index k = 0; k < K_; ++k) {
-                // s_k − s = −(x − αμ_k)/v_k − s;  u_k = drift_k + c_k x
-                r_ = -inv_v_(k) * (x.col(j) - mu_t_.col(k)) - s_;
-                acc += logw_(k) * (S(d_) * c_(k) + r_.dot(drift_.col(k) + c_(k) * x.col(j)));
+                S dot = 0;  // (s_k − s)·u_k with s_k = −(x − αμ_k)/v_k, u_k = drift_k + c_k x
+                for (Eigen::Index i = 0; i < d_; ++i)
+                    dot += (-inv_v_(k) * (xj[i] - mu_t_(i, k)) - s_(i)) * (drift_(i, k) + c_(k) * xj[i]);
+                acc += w_(k) * (S(d_) * c_(k) + dot);
             }
             out(j) = acc;
         }
@@ -180,7 +192,6 @@ private:
 
     void prepare(double t) {
         const auto c = path_.coefficients(t);
-        c_alpha_ = c.alpha;
         c_beta_ = c.beta;
         for (Eigen::Index k = 0; k < K_; ++k) {
             const double sk = static_cast<double>(mix_.stds()(k));
@@ -189,34 +200,68 @@ private:
             const double ck = (c.alpha * c.d_alpha * sk * sk + c.beta * c.d_beta) / v;
             inv_v_(k) = S(1.0 / v);
             c_(k) = S(ck);
+            gain_(k) = S(c.alpha * sk * sk / v);
             log_norm_(k) = S(std::log(static_cast<double>(mix_.weights()(k))) - 0.5 * static_cast<double>(d_) * std::log(2.0 * std::numbers::pi * v));
             mu_t_.col(k) = S(c.alpha) * mix_.means().col(k);
-            drift_.col(k) = S(c.d_alpha - ck * c.alpha) * mix_.means().col(k);  // u_k = drift_k + c_k x
+            drift_.col(k) = S(c.d_alpha - ck * c.alpha) * mix_.means().col(k);
         }
         cached_t_ = t;
     }
 
-    /// Posterior weights w_k(x) into logw_; returns log p_t(x).
-    template <class Col>
-    S posterior(const Col& x) {
+    /// Posterior weights w_k = p(k | x) into w_; returns log p_t(x). D > 0 fixes the dimension
+    /// at compile time (D = 0 uses d_). Normalize = false leaves w_ unnormalized and puts
+    /// 1/Σ_k w_k in inv_total_, for kernels that fold the division into their last multiply.
+    template <int D = 0, bool Normalize = true>
+    S posterior(const S* __restrict x) {
+        const Eigen::Index d = D > 0 ? D : d_;
+        const S* __restrict mu = mu_t_.data();
+        const S* __restrict lnorm = log_norm_.data();
+        const S* __restrict iv = inv_v_.data();
+        S* __restrict w = w_.data();
         S best = -std::numeric_limits<S>::infinity();
         for (Eigen::Index k = 0; k < K_; ++k) {
-            logw_(k) = log_norm_(k) - S(0.5) * inv_v_(k) * (x - mu_t_.col(k)).squaredNorm();
-            best = std::max(best, logw_(k));
+            S r2 = 0;
+            for (Eigen::Index i = 0; i < d; ++i) r2 += (x[i] - mu[k * d + i]) * (x[i] - mu[k * d + i]);
+            w[k] = lnorm[k] - S(0.5) * iv[k] * r2;
+            best = std::max(best, w[k]);
         }
         S total = 0;
-        for (Eigen::Index k = 0; k < K_; ++k) total += (logw_(k) = std::exp(logw_(k) - best));
-        logw_ /= total;
+        for (Eigen::Index k = 0; k < K_; ++k) total += (w[k] = std::exp(w[k] - best));
+        inv_total_ = S(1) / total;
+        if constexpr (Normalize)
+            for (Eigen::Index k = 0; k < K_; ++k) w[k] *= inv_total_;
         return best + std::log(total);
+    }
+
+    template <int D>
+    void velocity_kernel(const In<S>& x, Out<S>& out) {
+        const Eigen::Index d = D > 0 ? D : d_;
+        const S* __restrict drift = drift_.data();
+        const S* __restrict c = c_.data();
+        const S* __restrict w = w_.data();
+        for (Eigen::Index j = 0; j < x.cols(); ++j) {
+            const S* __restrict xj = x.data() + j * x.outerStride();
+            S* __restrict oj = out.data() + j * out.outerStride();
+            posterior<D, false>(xj);
+            S wc = 0;
+            for (Eigen::Index i = 0; i < d; ++i) oj[i] = 0;
+            for (Eigen::Index k = 0; k < K_; ++k) {
+                wc += w[k] * c[k];
+                for (Eigen::Index i = 0; i < d; ++i) oj[i] += w[k] * drift[k * d + i];
+            }
+            const S inv = inv_total_;
+            for (Eigen::Index i = 0; i < d; ++i) oj[i] = inv * (oj[i] + wc * xj[i]);
+        }
     }
 
     Path path_;
     GaussianMixture<S> mix_;
     Eigen::Index K_, d_;
-    Vector<S> log_norm_, inv_v_, c_, logw_;
+    Vector<S> log_norm_, inv_v_, c_, w_, gain_;
     Matrix<S> mu_t_, drift_;
-    Vector<S> s_, r_;
-    double cached_t_ = -1.0, c_alpha_ = 0.0, c_beta_ = 1.0;
+    Vector<S> s_;
+    S inv_total_ = 1;
+    double cached_t_ = -1.0, c_beta_ = 1.0;
 };
 
 }  // namespace fmd
