@@ -11,6 +11,7 @@
 #include <fmd/loss/losses.hpp>
 #include <fmd/loss/time_sampler.hpp>
 #include <fmd/metrics/distance.hpp>
+#include <fmd/nn/nn.hpp>
 #include <fmd/path/gaussian_path.hpp>
 #include <fmd/path/prediction.hpp>
 #include <fmd/schedule/schedules.hpp>

@@ -1,0 +1,198 @@
+#pragma once
+// Building blocks of nn::MLP (architecture.md "Network"): Linear layers viewed inside one
+// contiguous parameter buffer, fused bias + activation kernels, and the time embeddings
+// (sinusoidal, random Fourier features). A batch is dim x n, one column per sample.
+//
+// Everything here works in place on caller-owned storage and allocates nothing.
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <string_view>
+
+#include <Eigen/Core>
+
+#include <fmd/core/error.hpp>
+#include <fmd/core/random.hpp>
+#include <fmd/core/types.hpp>
+
+namespace fmd::nn {
+
+using Index = Eigen::Index;
+
+/// Element-wise non-linearity of the hidden blocks.
+enum class Activation : std::uint8_t {
+    relu,  ///< max(z, 0)
+    silu,  ///< z·σ(z), σ the logistic sigmoid (a.k.a. swish)
+};
+
+/// A Linear layer y = W x + b seen inside a parameter (or gradient) buffer.
+///
+/// Storage at `data`: the weight W (out x in) in Eigen's column-major order, i.e. W(r, c) at
+/// data[r + c·out], followed by the bias b (out). Copying a Linear copies the view, not the numbers.
+template <class S>
+struct Linear {
+    Eigen::Map<Matrix<S>> weight;
+    Eigen::Map<Vector<S>> bias;
+
+    Linear(S* data, Index out, Index in) : weight(data, out, in), bias(data + out * in, out) {}
+
+    /// Number of scalars a layer with these dimensions occupies in a buffer: out·in + out.
+    static constexpr Index size(Index out, Index in) { return out * in + out; }
+    Index in_features() const { return weight.cols(); }
+    Index out_features() const { return weight.rows(); }
+
+    /// y = W x + b, x: in x n, y: out x n (y must not alias x).
+    void forward(In<S> x, Out<S> y) const {
+        y.noalias() = weight * x;
+        y.colwise() += bias;
+    }
+
+    /// Parameter gradients for dL/dy = dy: grad.weight = dy xᵀ, grad.bias = Σ_columns dy.
+    /// Overwrites `grad` (a Linear view into the gradient buffer with this layer's shape).
+    static void backward(In<S> x, In<S> dy, Linear& grad) {
+        grad.weight.noalias() = dy * x.transpose();
+        grad.bias.noalias() = dy.rowwise().sum();
+    }
+
+    /// Input gradient dL/dx = Wᵀ dy (dx must not alias dy).
+    void backward_input(In<S> dy, Out<S> dx) const { dx.noalias() = weight.transpose() * dy; }
+};
+
+/// a ← relu(a + b): bias added to every column, fused with the activation.
+template <class S>
+void relu_forward(const Eigen::Ref<const Vector<S>>& b, Out<S> a) {
+    for (Index j = 0; j < a.cols(); ++j) a.col(j) = (a.col(j) + b).cwiseMax(S(0));
+}
+
+/// g ← g ⊙ relu'(z), read off the stored output a = relu(z) (a > 0 ⇔ z > 0; relu'(0) = 0 as in PyTorch).
+template <class S>
+void relu_backward(In<S> a, Out<S> g) {
+    g = (a.array() > S(0)).select(g, S(0));
+}
+
+/// a ← silu(a + b) = z·σ(z) with z = a + b; sig ← σ(z), kept for the backward pass.
+template <class S>
+void silu_forward(const Eigen::Ref<const Vector<S>>& b, Out<S> a, Out<S> sig) {
+    for (Index j = 0; j < a.cols(); ++j) {
+        auto z = a.col(j).array();
+        z += b.array();
+        sig.col(j).array() = (S(1) + (-z).exp()).inverse();
+        z *= sig.col(j).array();
+    }
+}
+
+/// a ← silu(a + b) without keeping σ (inference).
+template <class S>
+void silu_forward(const Eigen::Ref<const Vector<S>>& b, Out<S> a) {
+    for (Index j = 0; j < a.cols(); ++j) {
+        auto z = a.col(j).array();
+        z += b.array();
+        z /= S(1) + (-z).exp();
+    }
+}
+
+/// g ← g ⊙ silu'(z) with silu'(z) = σ + z σ (1 − σ) = σ + a (1 − σ), from a = silu(z) and sig = σ(z).
+template <class S>
+void silu_backward(In<S> a, In<S> sig, Out<S> g) {
+    g.array() *= sig.array() + a.array() * (S(1) - sig.array());
+}
+
+/// Kind of time embedding.
+enum class Embedding : std::uint8_t {
+    sinusoidal,  ///< transformer-style: ω_k = scale·exp(−k·ln(max_period)/(half − 1))
+    fourier,     ///< random Fourier features: ω_k = 2π f_k, f_k ~ N(0, sigma²) drawn once
+};
+
+/// Time-embedding part of an MLP configuration (C++20 designated initializers).
+struct TimeConfig {
+    Embedding kind = Embedding::sinusoidal;
+    Index channels = 0;          ///< embedding size; 0 → the MLP's width
+    double scale = 10000.0;      ///< sinusoidal: t is multiplied by scale
+    double max_period = 10000.0; ///< sinusoidal: base of the geometric frequency ladder
+    double sigma = 16.0;         ///< fourier: standard deviation of the frequencies f_k
+    friend bool operator==(const TimeConfig&, const TimeConfig&) = default;
+};
+
+/// emb(t) = [sin(ω_0 t) … sin(ω_{h−1} t), cos(ω_0 t) … cos(ω_{h−1} t)] (+ one 0 if channels is odd),
+/// h = channels / 2. Angles are formed and reduced in double even for float output, so
+/// t·10000 loses nothing to float rounding. Parameter-free: the frequencies are fixed.
+class TimeEmbedding {
+public:
+    TimeEmbedding() = default;
+
+    /// Sinusoidal embedding as in the DDPM / transformer papers and the seed notebook:
+    /// emb(t) uses angles (scale·t)·exp(−k·ln(max_period)/(h − 1)), k = 0 … h−1 (frequency 1 when h = 1).
+    static TimeEmbedding sinusoidal(Index channels, double scale = 10000.0, double max_period = 10000.0) {
+        constexpr std::string_view where = "nn::TimeEmbedding::sinusoidal";
+        if (channels < 2) detail::fail(where, "channels", "must be >= 2, got ", channels);
+        if (!(scale > 0.0) || !std::isfinite(scale)) detail::fail(where, "scale", "must be finite and > 0, got ", scale);
+        if (!(max_period > 0.0) || !std::isfinite(max_period))
+            detail::fail(where, "max_period", "must be finite and > 0, got ", max_period);
+        TimeEmbedding e;
+        e.channels_ = channels;
+        const Index h = channels / 2;
+        e.omega_.resize(h);
+        const double step = h > 1 ? std::log(max_period) / static_cast<double>(h - 1) : 0.0;
+        for (Index k = 0; k < h; ++k) e.omega_(k) = scale * std::exp(-static_cast<double>(k) * step);
+        return e;
+    }
+
+    /// Random Fourier features: angles 2π f_k t with f_k ~ N(0, sigma²), drawn from `rng` (fmd::fill_normal order).
+    template <class G>
+    static TimeEmbedding fourier(Index channels, double sigma, G& rng) {
+        constexpr std::string_view where = "nn::TimeEmbedding::fourier";
+        if (channels < 2) detail::fail(where, "channels", "must be >= 2, got ", channels);
+        if (!(sigma > 0.0) || !std::isfinite(sigma)) detail::fail(where, "sigma", "must be finite and > 0, got ", sigma);
+        TimeEmbedding e;
+        e.channels_ = channels;
+        e.omega_.resize(channels / 2);
+        fill_normal(e.omega_, rng);
+        e.omega_ *= 2.0 * std::numbers::pi * sigma;
+        return e;
+    }
+
+    Index channels() const { return channels_; }
+    Index half() const { return omega_.size(); }
+    /// Angular frequencies ω_k (half of them); part of a checkpoint for Fourier features.
+    const Vector<double>& omega() const { return omega_; }
+    /// Replaces the frequencies (restoring a checkpoint); the count must stay channels / 2.
+    void set_omega(const Eigen::Ref<const Vector<double>>& omega) {
+        if (omega.size() != omega_.size())
+            detail::fail("nn::TimeEmbedding::set_omega", "omega", "must have ", omega_.size(), " entries, got ", omega.size());
+        if (!omega.allFinite()) detail::fail("nn::TimeEmbedding::set_omega", "omega", "contains a non-finite value");
+        omega_ = omega;
+    }
+
+    /// e ← emb(t) for one time (e has `channels` rows).
+    template <class S>
+    void embed(double t, Eigen::Ref<Vector<S>> e) const {
+        const Index h = half();
+        for (Index k = 0; k < h; ++k) {
+            const double a = omega_(k) * t;
+            e(k) = static_cast<S>(std::sin(a));
+            e(h + k) = static_cast<S>(std::cos(a));
+        }
+        if (channels_ % 2 == 1) e(channels_ - 1) = S(0);
+    }
+
+    /// E ← [emb(t_0) … emb(t_{n−1})] for per-sample times t (1 x n); E is channels x n.
+    template <class S>
+    void embed(const RowIn<S>& t, Out<S> E) const {
+        const Index h = half();
+        for (Index j = 0; j < t.cols(); ++j) {
+            const double tj = static_cast<double>(t(j));
+            for (Index k = 0; k < h; ++k) {
+                const double a = omega_(k) * tj;
+                E(k, j) = static_cast<S>(std::sin(a));
+                E(h + k, j) = static_cast<S>(std::cos(a));
+            }
+        }
+        if (channels_ % 2 == 1) E.row(channels_ - 1).setZero();
+    }
+
+private:
+    Index channels_ = 0;
+    Vector<double> omega_;
+};
+
+}  // namespace fmd::nn

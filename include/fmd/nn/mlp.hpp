@@ -1,0 +1,357 @@
+#pragma once
+// nn::MLP: the built-in time-conditioned network (architecture.md "Network"), a C++ twin of
+// the seed notebook's PyTorch model:
+//
+//   h   = Linear_in(x) + Linear_time(emb(t))        emb: sinusoidal or random Fourier features
+//   h   = act(Linear_k(h))          k = 1 … depth    act: ReLU or SiLU
+//   out = Linear_out(h)
+//
+// All parameters live in ONE contiguous buffer and their gradients in another of the same
+// layout, so optimizers, clipping and checkpoints work on flat vectors. Buffer order (each
+// Linear = weight out x in column-major, then bias; see nn::Linear):
+//
+//   layer 0            Linear_in    width x dim
+//   layer 1            Linear_time  width x channels
+//   layer 1 + k        Linear_k     width x width      (k = 1 … depth)
+//   layer depth + 2    Linear_out   out_dim x width
+//
+// forward()/backward() train on per-sample times; operator()(x, t, out) evaluates at one time
+// for the whole batch (the sampler's call, fmd::VectorField) and computes the time branch once.
+// Workspaces grow to the largest batch seen: no allocation afterwards at that or any smaller
+// batch size in this code (Eigen's GEMM may take its packing buffers from the heap for products larger than
+// EIGEN_STACK_ALLOCATION_LIMIT, 128 KiB by default, e.g. width 512).
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include <fmd/core/error.hpp>
+#include <fmd/core/random.hpp>
+#include <fmd/core/types.hpp>
+#include <fmd/nn/layers.hpp>
+
+namespace fmd::nn {
+
+/// Architecture of an MLP (C++20 designated initializers); also its description for checkpoints
+/// (MLP::config() returns it with every default resolved; compare with ==).
+///
+///   fmd::nn::MLP<float> net({.dim = 2, .width = 512, .depth = 5}, rng);     // the seed notebook's model
+///   fmd::nn::MLP<double> small({.dim = 3, .width = 64, .depth = 3, .activation = fmd::nn::Activation::silu,
+///                               .time = {.kind = fmd::nn::Embedding::fourier, .sigma = 4.0}}, rng);
+struct MLPConfig {
+    Index dim = 2;          ///< input dimension (x is dim x n)
+    Index out_dim = 0;      ///< output dimension; 0 → dim
+    Index width = 512;      ///< hidden width
+    Index depth = 5;        ///< number of hidden Linear + activation blocks (>= 0)
+    Activation activation = Activation::relu;
+    TimeConfig time = {};   ///< time embedding (channels 0 → width)
+    friend bool operator==(const MLPConfig&, const MLPConfig&) = default;
+};
+
+template <class S>
+class MLP {
+public:
+    using Scalar = S;
+    using Config = MLPConfig;
+
+    /// Builds the network and initializes it like PyTorch's nn.Linear from `rng`
+    /// (see reset_parameters); Fourier frequencies, if any, are drawn first from the same `rng`.
+    template <std::uniform_random_bit_generator G>
+    MLP(const MLPConfig& config, G& rng) : config_(resolve(config)) {
+        build(rng);
+    }
+    /// Same, from fmd::Rng(seed): deterministic, and the same bits for the same seed everywhere.
+    explicit MLP(const MLPConfig& config, std::uint64_t seed = 0) : config_(resolve(config)) {
+        Rng rng(seed);
+        build(rng);
+    }
+
+    /// PyTorch's default nn.Linear init: every weight and bias of a layer ~ U(−1/√fan_in, 1/√fan_in),
+    /// drawn in buffer order from `rng` (uniform01). Gradients are zeroed.
+    template <std::uniform_random_bit_generator G>
+    void reset_parameters(G& rng) {
+        for (const Shape& s : shapes_) {
+            const double bound = 1.0 / std::sqrt(static_cast<double>(s.cols));
+            S* p = params_.data() + s.offset;
+            const Index count = Linear<S>::size(s.rows, s.cols);
+            for (Index i = 0; i < count; ++i) p[i] = static_cast<S>(bound * (2.0 * uniform01(rng) - 1.0));
+        }
+        grads_.setZero();
+    }
+
+    /// The resolved architecture (out_dim and time.channels filled in).
+    const MLPConfig& config() const { return config_; }
+
+    /// Number of parameters of a configuration without building it (seed notebook: 1,578,498).
+    static Index parameter_count(const MLPConfig& config) {
+        const MLPConfig c = resolve(config);
+        return Linear<S>::size(c.width, c.dim) + Linear<S>::size(c.width, c.time.channels) +
+               c.depth * Linear<S>::size(c.width, c.width) + Linear<S>::size(c.out_dim, c.width);
+    }
+    Index parameter_count() const { return params_.size(); }
+
+    Index input_dim() const { return config_.dim; }
+    Index output_dim() const { return config_.out_dim; }
+    Index width() const { return config_.width; }
+    Index depth() const { return config_.depth; }
+
+    /// The flat parameter buffer (layout in the header comment).
+    Eigen::Map<Vector<S>> parameters() { return {params_.data(), params_.size()}; }
+    Eigen::Map<const Vector<S>> parameters() const { return {params_.data(), params_.size()}; }
+    /// The flat gradient buffer, same layout; backward() overwrites it.
+    Eigen::Map<Vector<S>> gradients() { return {grads_.data(), grads_.size()}; }
+    Eigen::Map<const Vector<S>> gradients() const { return {grads_.data(), grads_.size()}; }
+
+    /// Number of Linear layers: depth + 3. Index constants for layer() / gradient():
+    Index layer_count() const { return static_cast<Index>(shapes_.size()); }
+    static constexpr Index input_layer = 0;
+    static constexpr Index time_layer = 1;
+    static constexpr Index hidden_layer(Index k) { return 1 + k; }  ///< k = 1 … depth
+    Index output_layer() const { return config_.depth + 2; }
+    /// Offset of layer i's weight in the flat buffers.
+    Index layer_offset(Index i) const { return shape(i).offset; }
+
+    /// Views of layer i (0 … depth + 2) in the parameter / gradient buffer.
+    Linear<S> layer(Index i) {
+        const Shape& s = shape(i);
+        return {params_.data() + s.offset, s.rows, s.cols};
+    }
+    Linear<S> gradient(Index i) {
+        const Shape& s = shape(i);
+        return {grads_.data() + s.offset, s.rows, s.cols};
+    }
+
+    /// The time embedding (its frequencies belong in a checkpoint for Fourier features).
+    const TimeEmbedding& time_embedding() const { return embedding_; }
+    TimeEmbedding& time_embedding() { return embedding_; }
+
+    /// Training forward pass with per-sample times t (1 x n); caches what backward() needs.
+    /// x: dim x n, out: out_dim x n (out may be x itself when the dimensions agree).
+    void forward(In<S> x, const RowIn<S>& t, Out<S> out) {
+        constexpr std::string_view where = "nn::MLP::forward";
+        check_batch(where, x, out);
+        if (t.cols() != x.cols()) detail::fail(where, "t", "must be 1 x ", x.cols(), " (one time per column of x), got 1 x ", t.cols());
+        if (!t.allFinite()) detail::fail(where, "t", "contains a non-finite value (NaN or Inf)");
+        const Index n = x.cols();
+        ensure_training(n);
+
+        x_.leftCols(n) = x;
+        embedding_.embed<S>(t, emb_.leftCols(n));
+        Linear<S> in = layer(input_layer), tl = layer(time_layer);
+        auto h = act_[0].leftCols(n);
+        h.noalias() = tl.weight * emb_.leftCols(n);
+        h.noalias() += in.weight * x_.leftCols(n);
+        bias0_ = in.bias + tl.bias;
+        h.colwise() += bias0_;
+        for (Index k = 1; k <= config_.depth; ++k) {
+            const auto ks = static_cast<std::size_t>(k);
+            Linear<S> l = layer(hidden_layer(k));
+            auto a = act_[ks].leftCols(n);
+            a.noalias() = l.weight * act_[ks - 1].leftCols(n);
+            if (config_.activation == Activation::relu)
+                relu_forward<S>(l.bias, a);
+            else
+                silu_forward<S>(l.bias, a, sig_[ks - 1].leftCols(n));
+        }
+        layer(output_layer()).forward(act_.back().leftCols(n), out);
+        has_forward_ = true;
+    }
+
+    /// Backward pass of the last forward(): overwrites gradients() with ∂L/∂θ for ∂L/∂out = grad_out.
+    void backward(In<S> grad_out) { backward_impl(grad_out, nullptr); }
+    /// Same, and writes ∂L/∂x (dim x n) into grad_x.
+    void backward(In<S> grad_out, Out<S> grad_x) {
+        if (grad_x.rows() != config_.dim || grad_x.cols() != n_train_)
+            detail::fail("nn::MLP::backward", "grad_x", "must be ", config_.dim, " x ", n_train_, ", got ", grad_x.rows(), " x ",
+                         grad_x.cols());
+        backward_impl(grad_out, &grad_x);
+    }
+
+    /// Sampling call (fmd::VectorField): all columns share time t. The time branch
+    /// Linear_time(emb(t)) + biases is one width-vector added to every column.
+    void operator()(In<S> x, double t, Out<S> out) {
+        constexpr std::string_view where = "nn::MLP::operator()";
+        check_batch(where, x, out);
+        if (!std::isfinite(t)) detail::fail(where, "t", "must be finite, got ", t);
+        const Index n = x.cols();
+        ensure_eval(n);
+
+        embedding_.embed<S>(t, emb1_);
+        Linear<S> in = layer(input_layer), tl = layer(time_layer);
+        tvec_.noalias() = tl.weight * emb1_;
+        tvec_ += tl.bias + in.bias;
+        Matrix<S>* a = &e0_;
+        Matrix<S>* b = &e1_;
+        a->leftCols(n).noalias() = in.weight * x;
+        a->leftCols(n).colwise() += tvec_;
+        for (Index k = 1; k <= config_.depth; ++k) {
+            Linear<S> l = layer(hidden_layer(k));
+            b->leftCols(n).noalias() = l.weight * a->leftCols(n);
+            if (config_.activation == Activation::relu)
+                relu_forward<S>(l.bias, b->leftCols(n));
+            else
+                silu_forward<S>(l.bias, b->leftCols(n));
+            std::swap(a, b);
+        }
+        layer(output_layer()).forward(a->leftCols(n), out);
+    }
+
+    /// Frees the workspaces (they grow to the largest batch seen and are reused for smaller ones).
+    void release_workspaces() {
+        for (Matrix<S>* m : {&x_, &emb_, &g0_, &g1_, &e0_, &e1_}) m->resize(0, 0);
+        for (auto& m : act_) m.resize(0, 0);
+        for (auto& m : sig_) m.resize(0, 0);
+        cap_train_ = cap_eval_ = 0;
+        n_train_ = -1;
+        has_forward_ = false;
+    }
+
+private:
+    struct Shape {
+        Index offset, rows, cols;
+    };
+
+    static MLPConfig resolve(MLPConfig c) {
+        constexpr std::string_view where = "nn::MLP";
+        if (c.dim < 1) detail::fail(where, "dim", "must be >= 1, got ", c.dim);
+        if (c.out_dim < 0) detail::fail(where, "out_dim", "must be >= 1 (or 0 for dim), got ", c.out_dim);
+        if (c.width < 1) detail::fail(where, "width", "must be >= 1, got ", c.width);
+        if (c.depth < 0) detail::fail(where, "depth", "must be >= 0, got ", c.depth);
+        if (c.activation != Activation::relu && c.activation != Activation::silu)
+            detail::fail(where, "activation", "must be Activation::relu or Activation::silu");
+        if (c.out_dim == 0) c.out_dim = c.dim;
+        if (c.time.channels == 0) c.time.channels = c.width;
+        if (c.time.channels < 2) detail::fail(where, "time.channels", "must be >= 2 (or 0 for width), got ", c.time.channels);
+        if (c.time.kind == Embedding::sinusoidal) {
+            if (!(c.time.scale > 0.0) || !std::isfinite(c.time.scale))
+                detail::fail(where, "time.scale", "must be finite and > 0, got ", c.time.scale);
+            if (!(c.time.max_period > 0.0) || !std::isfinite(c.time.max_period))
+                detail::fail(where, "time.max_period", "must be finite and > 0, got ", c.time.max_period);
+        } else if (c.time.kind == Embedding::fourier) {
+            if (!(c.time.sigma > 0.0) || !std::isfinite(c.time.sigma))
+                detail::fail(where, "time.sigma", "must be finite and > 0, got ", c.time.sigma);
+        } else {
+            detail::fail(where, "time.kind", "must be Embedding::sinusoidal or Embedding::fourier");
+        }
+        return c;
+    }
+
+    template <class G>
+    void build(G& rng) {
+        const MLPConfig& c = config_;
+        embedding_ = c.time.kind == Embedding::sinusoidal ? TimeEmbedding::sinusoidal(c.time.channels, c.time.scale, c.time.max_period)
+                                                          : TimeEmbedding::fourier(c.time.channels, c.time.sigma, rng);
+        Index offset = 0;
+        auto add = [&](Index rows, Index cols) {
+            shapes_.push_back({offset, rows, cols});
+            offset += Linear<S>::size(rows, cols);
+        };
+        shapes_.reserve(static_cast<std::size_t>(c.depth + 3));
+        add(c.width, c.dim);
+        add(c.width, c.time.channels);
+        for (Index k = 0; k < c.depth; ++k) add(c.width, c.width);
+        add(c.out_dim, c.width);
+        params_.resize(offset);
+        grads_.resize(offset);
+        act_.resize(static_cast<std::size_t>(c.depth + 1));
+        if (c.activation == Activation::silu) sig_.resize(static_cast<std::size_t>(c.depth));
+        bias0_.resize(c.width);
+        tvec_.resize(c.width);
+        emb1_.resize(c.time.channels);
+        reset_parameters(rng);
+    }
+
+    const Shape& shape(Index i) const {
+        if (i < 0 || i >= layer_count()) detail::fail("nn::MLP::layer", "i", "must lie in [0, ", layer_count() - 1, "], got ", i);
+        return shapes_[static_cast<std::size_t>(i)];
+    }
+
+    void check_batch(std::string_view where, const In<S>& x, const Out<S>& out) const {
+        if (x.cols() == 0) detail::fail(where, "x", "must be a non-empty ", config_.dim, " x n batch, got ", x.rows(), " x 0");
+        if (x.rows() != config_.dim) detail::fail(where, "x", "must have ", config_.dim, " rows (dim), got ", x.rows(), " x ", x.cols());
+        if (out.rows() != config_.out_dim || out.cols() != x.cols())
+            detail::fail(where, "out", "must be ", config_.out_dim, " x ", x.cols(), ", got ", out.rows(), " x ", out.cols());
+    }
+
+    // Workspaces grow to the largest batch seen (capacity in columns) and are used through
+    // leftCols(n): a smaller batch (an epoch's remainder, a sampler's last chunk) allocates nothing.
+    void ensure_training(Index n) {
+        n_train_ = n;
+        has_forward_ = false;
+        if (n <= cap_train_) return;
+        const MLPConfig& c = config_;
+        x_.resize(c.dim, n);
+        emb_.resize(c.time.channels, n);
+        for (auto& a : act_) a.resize(c.width, n);
+        for (auto& s : sig_) s.resize(c.width, n);
+        g0_.resize(c.width, n);
+        g1_.resize(c.width, n);
+        cap_train_ = n;
+    }
+    void ensure_eval(Index n) {
+        if (n <= cap_eval_) return;
+        e0_.resize(config_.width, n);
+        e1_.resize(config_.width, n);
+        cap_eval_ = n;
+    }
+
+    void backward_impl(In<S> grad_out, Out<S>* grad_x) {
+        constexpr std::string_view where = "nn::MLP::backward";
+        if (!has_forward_) detail::fail(where, "grad_out", "needs a preceding forward() (training pass)");
+        if (grad_out.rows() != config_.out_dim || grad_out.cols() != n_train_)
+            detail::fail(where, "grad_out", "must be ", config_.out_dim, " x ", n_train_, " (the last forward's out), got ",
+                         grad_out.rows(), " x ", grad_out.cols());
+        const Index depth = config_.depth, n = n_train_;
+
+        // Output layer.
+        Linear<S> lo = layer(output_layer()), go = gradient(output_layer());
+        Linear<S>::backward(act_.back().leftCols(n), grad_out, go);
+        Matrix<S>* g = &g0_;  // ∂L/∂(output of the current block)
+        Matrix<S>* spare = &g1_;
+        lo.backward_input(grad_out, g->leftCols(n));
+
+        // Hidden blocks, last to first: g ← g ⊙ act'(z), then parameter and input gradients.
+        for (Index k = depth; k >= 1; --k) {
+            const auto ks = static_cast<std::size_t>(k);
+            if (config_.activation == Activation::relu)
+                relu_backward<S>(act_[ks].leftCols(n), g->leftCols(n));
+            else
+                silu_backward<S>(act_[ks].leftCols(n), sig_[ks - 1].leftCols(n), g->leftCols(n));
+            Linear<S> gl = gradient(hidden_layer(k));
+            Linear<S>::backward(act_[ks - 1].leftCols(n), g->leftCols(n), gl);
+            layer(hidden_layer(k)).backward_input(g->leftCols(n), spare->leftCols(n));
+            std::swap(g, spare);
+        }
+
+        // h = Linear_in(x) + Linear_time(emb): both see ∂L/∂h.
+        Linear<S> gt = gradient(time_layer), gi = gradient(input_layer);
+        Linear<S>::backward(emb_.leftCols(n), g->leftCols(n), gt);
+        Linear<S>::backward(x_.leftCols(n), g->leftCols(n), gi);
+        if (grad_x != nullptr) layer(input_layer).backward_input(g->leftCols(n), *grad_x);
+    }
+
+    MLPConfig config_;
+    TimeEmbedding embedding_;
+    std::vector<Shape> shapes_;
+    Vector<S> params_, grads_;
+
+    // Training cache: batch size of the last forward, capacity in columns.
+    Index n_train_ = -1, cap_train_ = 0;
+    bool has_forward_ = false;
+    Matrix<S> x_, emb_;             // input copy, time embedding (channels x n)
+    std::vector<Matrix<S>> act_;    // act_[0] = h, act_[k] = output of block k
+    std::vector<Matrix<S>> sig_;    // SiLU: σ(z_k) of block k + 1
+    Matrix<S> g0_, g1_;             // backward ping-pong
+    Vector<S> bias0_;
+
+    // Sampling workspace, separate so sampling between forward and backward is safe.
+    Index cap_eval_ = 0;
+    Matrix<S> e0_, e1_;
+    Vector<S> emb1_, tvec_;
+};
+
+}  // namespace fmd::nn
