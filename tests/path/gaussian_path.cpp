@@ -509,10 +509,8 @@ TEMPLATE_TEST_CASE("bad inputs to the path throw fmd::error naming the argument"
     }
 }
 
-// Known header issue (reported): GaussianPath::conditional_score(eps, t, out) validates with
-// check_batch(where, eps, eps, t, out), whose messages name 'z' — an argument that
-// conditional_score does not have. Remove [!mayfail] once the messages name 'eps'.
-TEST_CASE("conditional_score names its own argument 'eps' in errors", "[path][errors][!mayfail]") {
+// conditional_score(eps, t, out) must name its own argument 'eps' in errors (not 'z').
+TEST_CASE("conditional_score names its own argument 'eps' in errors", "[path][errors]") {
     const fmd::GaussianPath<sch::Linear> path;
     const Matrix<double> empty(2, 0);
     Matrix<double> out0(2, 0), wrong(3, 3);

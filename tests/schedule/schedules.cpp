@@ -268,10 +268,9 @@ TEST_CASE("Polynomial and VP constructors reject bad arguments, naming them", "[
     CHECK_NOTHROW(sch::VP(0.1, 0.1));  // β_max = β_min: constant b, still a valid schedule
 }
 
-// Known header issue (reported): VP accepts β_max = +∞ (only β_max >= β_min is checked, while
-// Polynomial rejects non-finite n). Every α̇, β̇ at t < 1 is then NaN. Remove [!mayfail] once
-// schedule::VP checks std::isfinite(beta_max).
-TEST_CASE("VP constructor rejects an infinite beta_max", "[schedule][errors][!mayfail]") {
+// VP must reject β_max = +∞ (every α̇, β̇ at t < 1 would be NaN), as Polynomial rejects a
+// non-finite n.
+TEST_CASE("VP constructor rejects an infinite beta_max", "[schedule][errors]") {
     const double inf = std::numeric_limits<double>::infinity();
     CHECK_THROWS_WITH(sch::VP(0.1, inf), Catch::Contains("argument 'beta_max'"));
     CHECK_THROWS_WITH(sch::VP(inf, inf), Catch::Contains("argument 'beta_"));

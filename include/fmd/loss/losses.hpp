@@ -49,20 +49,33 @@ concept Loss = requires(const PathCoefficients& c) {
     { L::prediction } -> std::convertible_to<Prediction>;
 };
 
-/// Writes the regression targets of a batch (z: data, eps: noise, t: 1 x n).
+namespace detail {
+/// Checks a batch and calls fn(j, c_z, c_ε) per column with the finite target coefficients.
+template <Loss L, class Path, class P, class Z, class E, class T, class Fn>
+void for_each_column(const char* where, const Path& path, const P& pred, const Z& z, const E& eps, const T& t, Fn&& fn) {
+    fmd::detail::require_nonempty(where, "pred", pred);
+    fmd::detail::require_same_shape(where, "pred", pred, "z", z);
+    fmd::detail::require_same_shape(where, "pred", pred, "eps", eps);
+    if (t.rows() != 1 || t.cols() != pred.cols()) fmd::detail::fail(where, "t", "must be 1 x ", pred.cols(), ", got ", t.rows(), " x ", t.cols());
+    for (Eigen::Index j = 0; j < pred.cols(); ++j) {
+        const double tj = static_cast<double>(t(j));
+        fmd::detail::require_time(where, "t", tj);
+        const auto tc = L::target(path.coefficients(tj));
+        if (!std::isfinite(tc.z_coef) || !std::isfinite(tc.eps_coef))
+            fmd::detail::fail(where, "t", "makes the ", name(L::prediction), " target singular at t = ", tj, " (theory.md §4.3: sample t from [0, 1 − δ])");
+        fn(j, tc.z_coef, tc.eps_coef);
+    }
+}
+}  // namespace detail
+
+/// Writes the regression targets c_z z + c_ε ε of a batch (z: data, eps: noise, t: 1 x n).
 template <Loss L, class Path, Dense Z, Dense E, Dense T, Dense O>
 void target(const L&, const Path& path, const Z& z, const E& eps, const T& t, O&& out) {
     using S = scalar_of<Z>;
-    detail::require_nonempty("loss::target", "z", z);
-    detail::require_same_shape("loss::target", "z", z, "eps", eps);
-    detail::require_same_shape("loss::target", "z", z, "out", out);
-    if (t.rows() != 1 || t.cols() != z.cols()) detail::fail("loss::target", "t", "must be 1 x ", z.cols(), ", got ", t.rows(), " x ", t.cols());
-    for (Eigen::Index j = 0; j < z.cols(); ++j) {
-        const double tj = static_cast<double>(t(j));
-        detail::require_time("loss::target", "t", tj);
-        const auto tc = L::target(path.coefficients(tj));
-        out.col(j) = S(tc.z_coef) * z.col(j) + S(tc.eps_coef) * eps.col(j);
-    }
+    fmd::detail::require_same_shape("loss::target", "z", z, "out", out);
+    detail::for_each_column<L>("loss::target", path, z, z, eps, t, [&](Eigen::Index j, double cz, double ce) {
+        out.col(j) = S(cz) * z.col(j) + S(ce) * eps.col(j);
+    });
 }
 
 /// L = (1/(N d)) Σ_j ‖pred_j − target_j‖² and ∂L/∂pred = 2(pred − target)/(N d) (theory.md §6.7),
@@ -71,47 +84,33 @@ void target(const L&, const Path& path, const Z& z, const E& eps, const T& t, O&
 template <Loss L, class Path, Dense P, Dense Z, Dense E, Dense T, Dense G>
 scalar_of<P> value_and_gradient(const L&, const Path& path, const P& pred, const Z& z, const E& eps, const T& t, G&& grad) {
     using S = scalar_of<P>;
-    constexpr const char* where = "loss::value_and_gradient";
-    detail::require_nonempty(where, "pred", pred);
-    detail::require_same_shape(where, "pred", pred, "z", z);
-    detail::require_same_shape(where, "pred", pred, "eps", eps);
-    detail::require_same_shape(where, "pred", pred, "grad", grad);
-    if (t.rows() != 1 || t.cols() != pred.cols()) detail::fail(where, "t", "must be 1 x ", pred.cols(), ", got ", t.rows(), " x ", t.cols());
-    const double scale = 1.0 / static_cast<double>(pred.size());
+    fmd::detail::require_same_shape("loss::value_and_gradient", "pred", pred, "grad", grad);
+    const S g = S(2.0 / static_cast<double>(pred.size()));
     double total = 0.0;
-    for (Eigen::Index j = 0; j < pred.cols(); ++j) {
-        const double tj = static_cast<double>(t(j));
-        detail::require_time(where, "t", tj);
-        const auto tc = L::target(path.coefficients(tj));
-        if (!std::isfinite(tc.z_coef) || !std::isfinite(tc.eps_coef))
-            detail::fail(where, "t", "makes the ", name(L::prediction), " target singular at t = ", tj, " (theory.md §4.3: sample t from [0, 1 − δ])");
-        const S cz = S(tc.z_coef), ce = S(tc.eps_coef);
+    detail::for_each_column<L>("loss::value_and_gradient", path, pred, z, eps, t, [&](Eigen::Index j, double czd, double ced) {
+        const S cz = S(czd), ce = S(ced);
         for (Eigen::Index i = 0; i < pred.rows(); ++i) {
             const S r = pred(i, j) - (cz * z(i, j) + ce * eps(i, j));
             total += static_cast<double>(r) * static_cast<double>(r);
-            grad(i, j) = S(2.0 * scale) * r;
+            grad(i, j) = g * r;
         }
-    }
-    return S(total * scale);
+    });
+    return S(total / static_cast<double>(pred.size()));
 }
 
-/// Loss value only.
+/// Loss value only; the same arithmetic and checks as value_and_gradient.
 template <Loss L, class Path, Dense P, Dense Z, Dense E, Dense T>
 scalar_of<P> value(const L&, const Path& path, const P& pred, const Z& z, const E& eps, const T& t) {
+    using S = scalar_of<P>;
     double total = 0.0;
-    detail::require_same_shape("loss::value", "pred", pred, "z", z);
-    detail::require_same_shape("loss::value", "pred", pred, "eps", eps);
-    if (t.rows() != 1 || t.cols() != pred.cols()) detail::fail("loss::value", "t", "must be 1 x ", pred.cols(), ", got ", t.rows(), " x ", t.cols());
-    for (Eigen::Index j = 0; j < pred.cols(); ++j) {
-        const double tj = static_cast<double>(t(j));
-        detail::require_time("loss::value", "t", tj);
-        const auto tc = L::target(path.coefficients(tj));
+    detail::for_each_column<L>("loss::value", path, pred, z, eps, t, [&](Eigen::Index j, double czd, double ced) {
+        const S cz = S(czd), ce = S(ced);
         for (Eigen::Index i = 0; i < pred.rows(); ++i) {
-            const double r = static_cast<double>(pred(i, j)) - (tc.z_coef * static_cast<double>(z(i, j)) + tc.eps_coef * static_cast<double>(eps(i, j)));
-            total += r * r;
+            const S r = pred(i, j) - (cz * z(i, j) + ce * eps(i, j));
+            total += static_cast<double>(r) * static_cast<double>(r);
         }
-    }
-    return static_cast<scalar_of<P>>(total / static_cast<double>(pred.size()));
+    });
+    return S(total / static_cast<double>(pred.size()));
 }
 
 }  // namespace fmd::loss

@@ -64,7 +64,10 @@ public:
     template <Dense E, Dense T, Dense O>
     void conditional_score(const E& eps, const T& t, O&& out) const {
         using S = scalar_of<E>;
-        check_batch("GaussianPath::conditional_score", eps, eps, t, out);
+        constexpr const char* where = "GaussianPath::conditional_score";
+        detail::require_nonempty(where, "eps", eps);
+        detail::require_same_shape(where, "eps", eps, "out", out);
+        check_times(where, t, eps.cols());
         for (Eigen::Index j = 0; j < eps.cols(); ++j) {
             const double beta = coefficients(static_cast<double>(t(j))).beta;
             if (beta == 0.0) detail::fail("GaussianPath::conditional_score", "t", "gives β_t = 0 (t = ", t(j), "): the conditional score is singular there");
@@ -160,7 +163,11 @@ private:
         detail::require_nonempty(where, "z", a);
         detail::require_same_shape(where, "z", a, "eps", b);
         detail::require_same_shape(where, "z", a, "out", out);
-        if (t.rows() != 1 || t.cols() != a.cols()) detail::fail(where, "t", "must be a 1 x ", a.cols(), " row of per-sample times, got ", t.rows(), " x ", t.cols());
+        check_times(where, t, a.cols());
+    }
+    template <class T>
+    static void check_times(const char* where, const T& t, Eigen::Index n) {
+        if (t.rows() != 1 || t.cols() != n) detail::fail(where, "t", "must be a 1 x ", n, " row of per-sample times, got ", t.rows(), " x ", t.cols());
         for (Eigen::Index j = 0; j < t.cols(); ++j) detail::require_time(where, "t", static_cast<double>(t(j)));
     }
 

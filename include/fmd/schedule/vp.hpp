@@ -13,8 +13,8 @@ class VP {
 public:
     static constexpr bool exact_boundaries = false;
     explicit VP(double beta_min = 0.1, double beta_max = 20.0) : bmin_(beta_min), bmax_(beta_max) {
-        if (!(beta_min > 0.0)) detail::fail("schedule::VP", "beta_min", "must be positive, got ", beta_min);
-        if (!(beta_max >= beta_min)) detail::fail("schedule::VP", "beta_max", "must be >= beta_min, got ", beta_max);
+        if (!(beta_min > 0.0) || !std::isfinite(beta_min)) detail::fail("schedule::VP", "beta_min", "must be finite and positive, got ", beta_min);
+        if (!(beta_max >= beta_min) || !std::isfinite(beta_max)) detail::fail("schedule::VP", "beta_max", "must be finite and >= beta_min, got ", beta_max);
     }
     double beta_min() const { return bmin_; }
     double beta_max() const { return bmax_; }
