@@ -52,10 +52,10 @@ concept Loss = requires(const PathCoefficients& c) {
 namespace detail {
 /// Checks a batch and calls fn(j, c_z, c_ε) per column with the finite target coefficients.
 template <Loss L, class Path, class P, class Z, class E, class T, class Fn>
-void for_each_column(const char* where, const Path& path, const P& pred, const Z& z, const E& eps, const T& t, Fn&& fn) {
-    fmd::detail::require_nonempty(where, "pred", pred);
-    fmd::detail::require_same_shape(where, "pred", pred, "z", z);
-    fmd::detail::require_same_shape(where, "pred", pred, "eps", eps);
+void for_each_column(const char* where, const char* pred_name, const Path& path, const P& pred, const Z& z, const E& eps, const T& t, Fn&& fn) {
+    fmd::detail::require_nonempty(where, pred_name, pred);
+    fmd::detail::require_same_shape(where, pred_name, pred, "z", z);
+    fmd::detail::require_same_shape(where, pred_name, pred, "eps", eps);
     if (t.rows() != 1 || t.cols() != pred.cols()) fmd::detail::fail(where, "t", "must be 1 x ", pred.cols(), ", got ", t.rows(), " x ", t.cols());
     for (Eigen::Index j = 0; j < pred.cols(); ++j) {
         const double tj = static_cast<double>(t(j));
@@ -73,7 +73,7 @@ template <Loss L, class Path, Dense Z, Dense E, Dense T, Dense O>
 void target(const L&, const Path& path, const Z& z, const E& eps, const T& t, O&& out) {
     using S = scalar_of<Z>;
     fmd::detail::require_same_shape("loss::target", "z", z, "out", out);
-    detail::for_each_column<L>("loss::target", path, z, z, eps, t, [&](Eigen::Index j, double cz, double ce) {
+    detail::for_each_column<L>("loss::target", "z", path, z, z, eps, t, [&](Eigen::Index j, double cz, double ce) {
         out.col(j) = S(cz) * z.col(j) + S(ce) * eps.col(j);
     });
 }
@@ -87,7 +87,7 @@ scalar_of<P> value_and_gradient(const L&, const Path& path, const P& pred, const
     fmd::detail::require_same_shape("loss::value_and_gradient", "pred", pred, "grad", grad);
     const S g = S(2.0 / static_cast<double>(pred.size()));
     double total = 0.0;
-    detail::for_each_column<L>("loss::value_and_gradient", path, pred, z, eps, t, [&](Eigen::Index j, double czd, double ced) {
+    detail::for_each_column<L>("loss::value_and_gradient", "pred", path, pred, z, eps, t, [&](Eigen::Index j, double czd, double ced) {
         const S cz = S(czd), ce = S(ced);
         for (Eigen::Index i = 0; i < pred.rows(); ++i) {
             const S r = pred(i, j) - (cz * z(i, j) + ce * eps(i, j));
@@ -103,7 +103,7 @@ template <Loss L, class Path, Dense P, Dense Z, Dense E, Dense T>
 scalar_of<P> value(const L&, const Path& path, const P& pred, const Z& z, const E& eps, const T& t) {
     using S = scalar_of<P>;
     double total = 0.0;
-    detail::for_each_column<L>("loss::value", path, pred, z, eps, t, [&](Eigen::Index j, double czd, double ced) {
+    detail::for_each_column<L>("loss::value", "pred", path, pred, z, eps, t, [&](Eigen::Index j, double czd, double ced) {
         const S cz = S(czd), ce = S(ced);
         for (Eigen::Index i = 0; i < pred.rows(); ++i) {
             const S r = pred(i, j) - (cz * z(i, j) + ce * eps(i, j));
