@@ -4,6 +4,8 @@
 #include <fmd/core/error.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/data/dataset.hpp>
+#include <fmd/data/toy.hpp>
 #include <fmd/field/adapters.hpp>
 #include <fmd/field/concepts.hpp>
 #include <fmd/field/empirical.hpp>

@@ -1,0 +1,102 @@
+#pragma once
+// A training loop with callbacks: progress line, loss history, periodic checkpoints.
+// A callback is any object with on_step(const StepInfo&, Trainer&, Rng&); fit() calls each after
+// every step and on_end(...) when present.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <fmd/train/checkpoint.hpp>
+
+namespace fmd::train {
+
+struct StepInfo {
+    std::int64_t step;   ///< steps done, this one included
+    std::int64_t total;  ///< steps this fit() call will reach
+    double loss;         ///< this batch's loss
+};
+
+/// Runs `trainer` until it has taken `until` steps in total (so a resumed trainer continues).
+template <class Trainer, class Source, class G, class... Callbacks>
+void fit(Trainer& trainer, const Source& source, G& rng, std::int64_t until, Callbacks&... callbacks) {
+    while (trainer.step() < until) {
+        const double loss = static_cast<double>(trainer.train_step(source, rng));
+        const StepInfo info{trainer.step(), until, loss};
+        (callbacks.on_step(info, trainer, rng), ...);
+    }
+    auto end = [&](auto& cb) {
+        if constexpr (requires { cb.on_end(trainer); }) cb.on_end(trainer);
+    };
+    (end(callbacks), ...);
+}
+
+/// Progress: on a terminal one updating line (step, loss EMA, steps/s, ETA); otherwise a plain
+/// line every `every` steps.
+class Progress {
+public:
+    explicit Progress(std::int64_t every = 1000, std::FILE* out = stderr)
+        : every_(every), out_(out), tty_(isatty(fileno(out)) != 0), start_(clock::now()), last_(start_) {}
+
+    template <class Trainer, class G>
+    void on_step(const StepInfo& s, Trainer&, G&) {
+        ema_ = first_ ? s.loss : 0.99 * ema_ + 0.01 * s.loss;
+        if (first_) start_step_ = s.step - 1;
+        first_ = false;
+        const auto now = clock::now();
+        const bool due = tty_ ? (now - last_ > std::chrono::milliseconds(200) || s.step == s.total) : (s.step % every_ == 0 || s.step == s.total);
+        if (!due) return;
+        last_ = now;
+        const double secs = std::chrono::duration<double>(now - start_).count();
+        const double rate = static_cast<double>(s.step - start_step_) / std::max(secs, 1e-9);
+        const double eta = static_cast<double>(s.total - s.step) / std::max(rate, 1e-9);
+        std::fprintf(out_, "%sstep %lld/%lld  loss %.4f  %.0f steps/s  ETA %s%s", tty_ ? "\r" : "", static_cast<long long>(s.step),
+                     static_cast<long long>(s.total), ema_, rate, format(eta).c_str(), tty_ ? "   " : "\n");
+        std::fflush(out_);
+    }
+    template <class Trainer>
+    void on_end(Trainer&) {
+        if (tty_ && !first_) std::fputc('\n', out_);
+    }
+    double loss_ema() const { return ema_; }
+
+private:
+    using clock = std::chrono::steady_clock;
+    static std::string format(double s) {
+        char b[32];
+        const long v = std::lround(s);
+        std::snprintf(b, sizeof b, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
+        return b;
+    }
+    std::int64_t every_;
+    std::FILE* out_;
+    bool tty_;
+    clock::time_point start_, last_;
+    std::int64_t start_step_ = 0;
+    double ema_ = 0;
+    bool first_ = true;
+};
+
+/// Records every step's loss.
+struct LossHistory {
+    std::vector<double> losses;
+    template <class Trainer, class G>
+    void on_step(const StepInfo& s, Trainer&, G&) { losses.push_back(s.loss); }
+};
+
+/// Writes a checkpoint every `every` steps (atomically: temporary file, then rename).
+struct CheckpointEvery {
+    std::int64_t every;
+    std::string path;
+    template <class Trainer, class G>
+    void on_step(const StepInfo& s, Trainer& trainer, G& rng) {
+        if (every > 0 && s.step % every == 0) save_checkpoint(path, trainer.checkpoint(rng));
+    }
+};
+
+}  // namespace fmd::train

@@ -1,0 +1,4 @@
+#pragma once
+#include <fmd/train/callbacks.hpp>
+#include <fmd/train/checkpoint.hpp>
+#include <fmd/train/trainer.hpp>

@@ -1,0 +1,156 @@
+#pragma once
+// The training loop of theory.md §6 as one object: data source + path + time sampler + loss +
+// network + optimizer (+ optional EMA, gradient clipping and learning-rate schedule).
+// train_step allocates nothing once the first step has sized the batch buffers.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include <fmd/core/error.hpp>
+#include <fmd/core/random.hpp>
+#include <fmd/core/types.hpp>
+#include <fmd/loss/losses.hpp>
+#include <fmd/loss/time_sampler.hpp>
+#include <fmd/nn/concepts.hpp>
+#include <fmd/nn/optim.hpp>
+#include <fmd/train/checkpoint.hpp>
+
+namespace fmd::train {
+
+struct TrainerOptions {
+    Eigen::Index batch_size = 64;
+    double ema_decay = 0.0;              ///< 0 = no EMA; e.g. 0.999 keeps ema ← d·ema + (1 − d)·θ
+    std::optional<double> clip_norm{};   ///< clip gradients to this global L2 norm
+    std::function<double(std::int64_t)> lr_schedule{};  ///< lr for the update about to be taken
+};
+
+/// A data source: fills a dim x n batch with samples of p_data.
+template <class D, class S>
+concept DataSource = requires(const D& d, Matrix<S>& out, Rng& rng) { d.sample(out, rng); };
+
+/// Optional network description stored in checkpoints (falls back to the parameter count).
+template <class Net>
+std::string architecture_of(const Net& net) {
+    if constexpr (requires { { net.describe() } -> std::convertible_to<std::string>; }) return net.describe();
+    else return "network with " + std::to_string(net.parameter_count()) + " parameters";
+}
+
+template <class Path, loss::Loss L, class Net, class Opt, class TimeSampler = time::Uniform>
+class Trainer {
+public:
+    using S = typename Net::Scalar;
+    static_assert(nn::Network<Net, S>, "Trainer: Net must model fmd::nn::Network");
+    static_assert(nn::Optimizer<Opt, S>, "Trainer: Opt must model fmd::nn::Optimizer");
+
+    Trainer(const Path& path, L loss, Net& net, Opt& opt, TrainerOptions options = {}, TimeSampler times = {})
+        : path_(path), loss_(loss), net_(&net), opt_(&opt), options_(std::move(options)), times_(times) {
+        detail::require_positive_count("train::Trainer", "batch_size", options_.batch_size);
+        if (!(options_.ema_decay >= 0.0 && options_.ema_decay < 1.0)) detail::fail("train::Trainer", "ema_decay", "must lie in [0, 1), got ", options_.ema_decay);
+        if (options_.clip_norm && !(*options_.clip_norm > 0.0)) detail::fail("train::Trainer", "clip_norm", "must be > 0, got ", *options_.clip_norm);
+        if (options_.ema_decay > 0.0) ema_ = net.parameters();
+    }
+
+    /// One optimizer step on a fresh batch drawn from `source`; returns the batch loss.
+    template <class Source, class G>
+    S train_step(const Source& source, G& rng) {
+        size_batch();
+        source.sample(batch_, rng);
+        return step_on(batch_, rng);
+    }
+
+    /// One optimizer step on the given data batch z (dim x n); ε and t are drawn from rng.
+    template <class G>
+    S step_on(In<S> z, G& rng) {
+        size_buffers(z);
+        fill_normal(eps_, rng);
+        times_(t_, rng);
+        path_.sample(z, eps_, t_, xt_);
+        net_->forward(In<S>(xt_), t_, Out<S>(pred_));
+        const S value = loss::value_and_gradient(loss_, path_, pred_, z, eps_, t_, grad_);
+        net_->backward(In<S>(grad_));
+        if (options_.clip_norm) nn::clip_grad_norm(net_->gradients(), *options_.clip_norm);
+        if (options_.lr_schedule) opt_->set_lr(options_.lr_schedule(step_));
+        opt_->step(net_->parameters(), net_->gradients());
+        if (options_.ema_decay > 0.0) {
+            const S d = S(options_.ema_decay);
+            ema_ = d * ema_ + (S(1) - d) * net_->parameters();
+        }
+        ++step_;
+        return value;
+    }
+
+    std::int64_t step() const { return step_; }
+    Net& network() { return *net_; }
+    const Path& path() const { return path_; }
+    /// EMA of the parameters (empty without ema_decay); copy it into the network to sample with it.
+    const Vector<S>& ema() const { return ema_; }
+
+    /// Everything needed to continue bit-identically: parameters, optimizer state, EMA, step, rng.
+    template <class G>
+    Checkpoint<S> checkpoint(const G& rng) const {
+        Checkpoint<S> c;
+        c.architecture = architecture_of(*net_);
+        c.parameters = net_->parameters();
+        const auto& st = opt_->state();
+        c.optimizer_state = st.buffers;
+        c.optimizer_step = static_cast<std::uint64_t>(st.step);
+        if (ema_.size()) c.extra.push_back(ema_);
+        c.step = static_cast<std::uint64_t>(step_);
+        std::ostringstream os;
+        os << rng;
+        c.rng_state = os.str();
+        return c;
+    }
+
+    /// Restores a checkpoint. Validates everything first: on error nothing is changed.
+    template <class G>
+    void restore(const Checkpoint<S>& c, G& rng) {
+        constexpr const char* where = "train::Trainer::restore";
+        if (c.architecture != architecture_of(*net_)) detail::fail(where, "checkpoint", "was written by a different architecture ('", c.architecture, "' vs '", architecture_of(*net_), "')");
+        if (c.parameters.size() != net_->parameter_count()) detail::fail(where, "checkpoint", "has ", c.parameters.size(), " parameters, the network ", net_->parameter_count());
+        if (c.extra.size() != (ema_.size() ? 1u : 0u) || (ema_.size() && c.extra[0].size() != ema_.size())) detail::fail(where, "checkpoint", "EMA weights do not match this trainer's ema_decay setting");
+        G restored = rng;
+        std::istringstream is(c.rng_state);
+        is >> restored;
+        if (!is) detail::fail(where, "checkpoint", "holds an unreadable generator state");
+        nn::OptimizerState<S> st;
+        st.step = static_cast<std::int64_t>(c.optimizer_step);
+        st.buffers = c.optimizer_state;
+        opt_->set_state(st);  // validates sizes before changing anything
+        net_->parameters() = c.parameters;
+        if (ema_.size()) ema_ = c.extra[0];
+        step_ = static_cast<std::int64_t>(c.step);
+        rng = restored;
+    }
+
+private:
+    void size_buffers(const In<S>& z) {
+        if (z.rows() == xt_.rows() && z.cols() == xt_.cols()) return;
+        const auto d = z.rows(), n = z.cols();
+        xt_.resize(d, n);
+        eps_.resize(d, n);
+        pred_.resize(d, n);
+        grad_.resize(d, n);
+        t_.resize(n);
+    }
+    void size_batch() {
+        const auto d = net_->input_dim(), n = options_.batch_size;
+        if (batch_.rows() != d || batch_.cols() != n) batch_.resize(d, n);
+    }
+
+    Path path_;
+    L loss_;
+    Net* net_;
+    Opt* opt_;
+    TrainerOptions options_;
+    TimeSampler times_;
+    Matrix<S> batch_, xt_, eps_, pred_, grad_;
+    Row<S> t_;
+    Vector<S> ema_;
+    std::int64_t step_ = 0;
+};
+
+}  // namespace fmd::train
