@@ -18,3 +18,4 @@
 #include <fmd/path/prediction.hpp>
 #include <fmd/schedule/schedules.hpp>
 #include <fmd/solver/solvers.hpp>
+#include <fmd/train/train.hpp>
