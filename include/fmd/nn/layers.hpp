@@ -4,10 +4,12 @@
 // (sinusoidal, random Fourier features). A batch is dim x n, one column per sample.
 //
 // Everything here works in place on caller-owned storage and allocates nothing.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
 #include <string_view>
+#include <type_traits>
 
 #include <Eigen/Core>
 
@@ -115,7 +117,8 @@ struct TimeConfig {
 
 /// emb(t) = [sin(ω_0 t) … sin(ω_{h−1} t), cos(ω_0 t) … cos(ω_{h−1} t)] (+ one 0 if channels is odd),
 /// h = channels / 2. Angles are formed and reduced in double even for float output, so
-/// t·10000 loses nothing to float rounding. Parameter-free: the frequencies are fixed.
+/// t·10000 loses nothing to float rounding (PyTorch's float32 embedding is off by ~1e-3 rad
+/// there). Parameter-free: the frequencies are fixed.
 class TimeEmbedding {
 public:
     TimeEmbedding() = default;
@@ -166,31 +169,48 @@ public:
     /// e ← emb(t) for one time (e has `channels` rows).
     template <class S>
     void embed(double t, Eigen::Ref<Vector<S>> e) const {
-        const Index h = half();
-        for (Index k = 0; k < h; ++k) {
-            const double a = omega_(k) * t;
-            e(k) = static_cast<S>(std::sin(a));
-            e(h + k) = static_cast<S>(std::cos(a));
-        }
-        if (channels_ % 2 == 1) e(channels_ - 1) = S(0);
+        embed_column<S>(t, e.data());
     }
 
     /// E ← [emb(t_0) … emb(t_{n−1})] for per-sample times t (1 x n); E is channels x n.
     template <class S>
     void embed(const RowIn<S>& t, Out<S> E) const {
-        const Index h = half();
-        for (Index j = 0; j < t.cols(); ++j) {
-            const double tj = static_cast<double>(t(j));
-            for (Index k = 0; k < h; ++k) {
-                const double a = omega_(k) * tj;
-                E(k, j) = static_cast<S>(std::sin(a));
-                E(h + k, j) = static_cast<S>(std::cos(a));
-            }
-        }
-        if (channels_ % 2 == 1) E.row(channels_ - 1).setZero();
+        for (Index j = 0; j < t.cols(); ++j) embed_column<S>(static_cast<double>(t(j)), E.col(j).data());
     }
 
 private:
+    // One column at `out` (contiguous, `channels` entries). double: std::sin / std::cos of the
+    // double angle. float: angles formed in double and reduced to [−π, π] there, then Eigen's
+    // vectorized float sin / cos (|error| ≲ 2e-7 against the double result; t·10000 in float
+    // alone would be off by ~1e-3 rad).
+    template <class S>
+    void embed_column(double t, S* out) const {
+        const Index h = half();
+        if constexpr (std::is_same_v<S, float>) {
+            constexpr Index chunk = 64;
+            constexpr double two_pi = 2.0 * std::numbers::pi, inv_two_pi = 1.0 / two_pi;
+            Eigen::Array<double, chunk, 1> angle;
+            Eigen::Array<float, chunk, 1> reduced;
+            for (Index k = 0; k < h; k += chunk) {
+                const Index len = std::min(chunk, h - k);
+                auto a = angle.head(len);
+                auto r = reduced.head(len);
+                a = omega_.segment(k, len).array() * t;
+                a -= two_pi * (a * inv_two_pi).round();
+                r = a.template cast<float>();
+                Eigen::Map<Eigen::ArrayXf>(out + k, len) = r.sin();
+                Eigen::Map<Eigen::ArrayXf>(out + h + k, len) = r.cos();
+            }
+        } else {
+            for (Index k = 0; k < h; ++k) {
+                const double a = omega_(k) * t;
+                out[k] = static_cast<S>(std::sin(a));
+                out[h + k] = static_cast<S>(std::cos(a));
+            }
+        }
+        if (channels_ % 2 == 1) out[channels_ - 1] = S(0);
+    }
+
     Index channels_ = 0;
     Vector<double> omega_;
 };
