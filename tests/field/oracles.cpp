@@ -469,13 +469,8 @@ TEST_CASE("MixtureOracle fields are finite at t = 1 for schedules with an infini
     // theory.md §4.2/§5.3: for VP and Sqrt β_1 = 0 while β̇_1 = −∞, yet β β̇ stays finite
     // (VP: ββ̇ = −½ b α² → −½ β_min, since VP::b(1) = β_min; Sqrt: ββ̇ ≡ −½), and so does
     // βD = α̇β² − αββ̇ (→ ½β_min and ½, table of §5.3).
-    // KNOWN HEADER DEFECT (see the report): MixtureOracle::prepare forms c_k with the product
-    // c.beta * c.d_beta = 0 · (−∞) = NaN, so velocity (and divergence) at exactly t = 1 are NaN
-    // for VP and Sqrt — and Heun/RK4 evaluate there (theory.md §7.3), so an RK4 solve of the VP
-    // oracle over grid::uniform(n) ends in NaN. GaussianPath::conversion has the same 0·∞ in
-    // β²α̇ − αββ̇: score → velocity at t = 1 returns b = NaN without throwing, and
-    // velocity → score throws "βD = -nan" where theory.md §5.3 says βD = ½β_min.
-    // The failing checks are left commented so the rest of the suite runs.
+    // The product β·β̇ would be 0·(−∞) = NaN there; the schedules supply ββ̇ directly, and Heun/RK4
+    // evaluate at t = 1 (theory.md §7.3), so this must hold.
     const auto mix = mixture_2d<double>();
     fmd::MixtureOracle vp(fmd::GaussianPath<sch::VP>(sch::VP{}), mix);
     fmd::MixtureOracle sqrt_oracle(fmd::GaussianPath<sch::Sqrt>{}, mix);
@@ -487,9 +482,16 @@ TEST_CASE("MixtureOracle fields are finite at t = 1 for schedules with an infini
     CHECK(u.allFinite());  // linear: β̇_1 = −1 is finite
     // With every s_k > 0, u_1(x) = Σ_k w_k [α̇_1 μ_k + (α̇_1/α_1)(x − α_1 μ_k)] = x for linear.
     CHECK((u - x).norm() < 1e-12);
-    // vp.velocity(x, 1.0, u);          CHECK(u.allFinite());   // fails: NaN (header defect)
-    // sqrt_oracle.velocity(x, 1.0, u); CHECK(u.allFinite());   // fails: NaN (header defect)
-    // CHECK(std::isfinite(fmd::GaussianPath<sch::VP>(sch::VP{}).conversion(fmd::Prediction::score, fmd::Prediction::velocity, 1.0).b));  // fails: NaN
+    vp.velocity(x, 1.0, u);
+    CHECK(u.allFinite());
+    sqrt_oracle.velocity(x, 1.0, u);
+    CHECK(u.allFinite());
+    const sch::VP vps{};
+    const fmd::GaussianPath<sch::VP> vp_path(vps);
+    CHECK(std::isfinite(vp_path.conversion(fmd::Prediction::score, fmd::Prediction::velocity, 1.0).b));
+    // βD at t = 1 is ½β_min for VP and ½ for Sqrt (theory.md §5.3).
+    CHECK(vp_path.coefficients(1.0).beta_D() == Approx(0.5 * vps.beta_min()).epsilon(1e-12));
+    CHECK(fmd::GaussianPath<sch::Sqrt>{}.coefficients(1.0).beta_D() == Approx(0.5).epsilon(1e-12));
     // Just below t = 1 both are finite.
     vp.velocity(x, 1.0 - 1e-9, u);
     CHECK(u.allFinite());

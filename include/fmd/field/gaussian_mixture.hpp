@@ -197,7 +197,7 @@ private:
             const double sk = static_cast<double>(mix_.stds()(k));
             const double v = c.alpha * c.alpha * sk * sk + c.beta * c.beta;
             if (!(v > 0.0)) detail::fail("MixtureOracle", "t", "makes component ", k, " a point mass (v_k = 0 at t = ", t, "): the marginal fields are singular there");
-            const double ck = (c.alpha * c.d_alpha * sk * sk + c.beta * c.d_beta) / v;
+            const double ck = (c.alpha * c.d_alpha * sk * sk + c.beta_d_beta) / v;
             inv_v_(k) = S(1.0 / v);
             c_(k) = S(ck);
             gain_(k) = S(c.alpha * sk * sk / v);

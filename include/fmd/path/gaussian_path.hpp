@@ -11,11 +11,14 @@
 
 namespace fmd {
 
-/// α, β, α̇, β̇ at one time (theory.md §1.2).
+/// α, β, α̇, β̇ at one time (theory.md §1.2), and ββ̇, which stays finite where β → 0 and
+/// β̇ → −∞ (VP, Sqrt at t = 1: theory.md §4.2, §5.3).
 struct PathCoefficients {
-    double alpha, beta, d_alpha, d_beta;
+    double alpha, beta, d_alpha, d_beta, beta_d_beta;
     /// D_t = α̇β − αβ̇ (theory.md §1.2).
     double D() const { return d_alpha * beta - alpha * d_beta; }
+    /// βD = α̇β² − αββ̇ (theory.md §5.2), finite at t = 1 for VP and Sqrt.
+    double beta_D() const { return d_alpha * beta * beta - alpha * beta_d_beta; }
 };
 
 /// out = a·x + b·in: every conversion of theory.md §5.2 has this form.
@@ -34,8 +37,12 @@ public:
     const Sched& schedule() const { return schedule_; }
 
     PathCoefficients coefficients(double t) const {
-        return {static_cast<double>(schedule_.alpha(t)), static_cast<double>(schedule_.beta(t)),
-                static_cast<double>(schedule_.d_alpha(t)), static_cast<double>(schedule_.d_beta(t))};
+        PathCoefficients c{static_cast<double>(schedule_.alpha(t)), static_cast<double>(schedule_.beta(t)),
+                           static_cast<double>(schedule_.d_alpha(t)), static_cast<double>(schedule_.d_beta(t)), 0.0};
+        // A schedule may give ββ̇ itself (schedule::Schedule docs); otherwise it is the product.
+        if constexpr (requires { schedule_.beta_d_beta(t); }) c.beta_d_beta = static_cast<double>(schedule_.beta_d_beta(t));
+        else c.beta_d_beta = c.beta * c.d_beta;
+        return c;
     }
 
     /// x_t = α_t z + β_t ε per column, t a 1 x n row (theory.md §3.2).
@@ -130,8 +137,7 @@ public:
                 return {da / al, -D / al};  // velocity
             case P::velocity: {
                 if (to == P::score) {
-                    // βD = β²α̇ − αββ̇ (theory.md §5.2)
-                    const double bD = guard(be * be * da - al * be * db, "βD");
+                    const double bD = guard(c.beta_D(), "βD");
                     return {-da / bD, al / bD};
                 }
                 guard(D, "D");
@@ -142,7 +148,7 @@ public:
                 if (to == P::epsilon) return {0.0, -be};
                 guard(al, "α");
                 if (to == P::x1) return {1.0 / al, be * be / al};
-                return {da / al, (be * be * da - al * be * db) / al};  // velocity
+                return {da / al, c.beta_D() / al};  // velocity
         }
         return {0.0, 1.0};
     }

@@ -6,6 +6,8 @@ namespace fmd::schedule {
 
 /// Any type with alpha, beta, d_alpha, d_beta of a double time t ∈ [0, 1].
 /// The path x_t = α_t z + β_t ε runs from noise (t = 0) to data (t = 1).
+/// Optional: `beta_d_beta(t)` = ββ̇ where β̇ is infinite but the product is not (VP, Sqrt at t = 1);
+/// conversions and oracles then stay finite there.
 template <class S>
 concept Schedule = requires(const S& s, double t) {
     { s.alpha(t) } -> std::convertible_to<double>;

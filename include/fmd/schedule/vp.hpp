@@ -29,6 +29,12 @@ public:
         return -0.5 * b(t) * a * a / beta(t);
     }
 
+    /// ββ̇ = −½ b α², finite at t = 1 where β̇ is not (theory.md §4.2).
+    double beta_d_beta(double t) const {
+        const double a = alpha(t);
+        return -0.5 * b(t) * a * a;
+    }
+
 private:
     double big_b(double t) const {
         const double s = 1.0 - t;
