@@ -58,7 +58,7 @@ void check_mlp(fmd::nn::Activation act, fmd::nn::Embedding emb) {
     fmd::nn::MLP<S> net({.dim = 2, .width = 64, .depth = 3, .activation = act, .time = {.kind = emb}}, rng);
     fmd::nn::AdamW<S> adamw(net.parameter_count());
     fmd::nn::SGD<S> sgd(net.parameter_count(), {.lr = 0.01, .momentum = 0.9});
-    const fmd::nn::WarmupCosine schedule{.peak_lr = 1e-3, .warmup_steps = 10, .total_steps = 100};
+    [[maybe_unused]] const fmd::nn::WarmupCosine schedule{.peak_lr = 1e-3, .warmup_steps = 10, .total_steps = 100};
     for (const Eigen::Index n : {17, 64, 40}) {  // grows, then a smaller batch
         Matrix<S> x(2, n), out(2, n), grad_x(2, n);
         Row<S> t(n);
