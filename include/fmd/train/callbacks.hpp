@@ -27,10 +27,10 @@ template <class Trainer, class Source, class G, class... Callbacks>
 void fit(Trainer& trainer, const Source& source, G& rng, std::int64_t until, Callbacks&... callbacks) {
     while (trainer.step() < until) {
         const double loss = static_cast<double>(trainer.train_step(source, rng));
-        const StepInfo info{trainer.step(), until, loss};
+        [[maybe_unused]] const StepInfo info{trainer.step(), until, loss};  // unused without callbacks
         (callbacks.on_step(info, trainer, rng), ...);
     }
-    auto end = [&](auto& cb) {
+    [[maybe_unused]] auto end = [&](auto& cb) {
         if constexpr (requires { cb.on_end(trainer); }) cb.on_end(trainer);
     };
     (end(callbacks), ...);

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <ios>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -98,7 +99,7 @@ public:
     Vector<S> vec() {
         const auto n = length(sizeof(S));
         Vector<S> v(static_cast<Eigen::Index>(n));
-        std::memcpy(v.data(), b_.data() + pos_, n * sizeof(S));
+        if (n > 0) std::memcpy(v.data(), b_.data() + pos_, n * sizeof(S));  // an empty Vector's data() is null
         pos_ += n * sizeof(S);
         return v;
     }
@@ -159,7 +160,12 @@ template <class S>
 Checkpoint<S> load_checkpoint(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) fmd::detail::fail("load_checkpoint", "path", "cannot open '", path, "'");
-    const std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<char> b;
+    try {  // libstdc++'s filebuf throws on read errors (e.g. EISDIR for a directory) whatever the stream's exception mask
+        b.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    } catch (const std::ios_base::failure& e) {
+        fmd::detail::fail("load_checkpoint", "path", "cannot read '", path, "': ", e.what());
+    }
     constexpr std::size_t header = 8 + 4 + 4;
     if (b.size() < header + 8) fmd::detail::fail("load_checkpoint", "path", "'", path, "' is truncated (", b.size(), " bytes)");
     if (std::memcmp(b.data(), ckpt::checkpoint_magic, 8) != 0) fmd::detail::fail("load_checkpoint", "path", "'", path, "' is not an fmd checkpoint (bad magic)");

@@ -2,6 +2,7 @@
 // The training loop of theory.md §6 as one object: data source + path + time sampler + loss +
 // network + optimizer (+ optional EMA, gradient clipping and learning-rate schedule).
 // train_step allocates nothing once the first step has sized the batch buffers.
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -49,7 +50,7 @@ public:
         : path_(path), loss_(loss), net_(&net), opt_(&opt), options_(std::move(options)), times_(times) {
         detail::require_positive_count("train::Trainer", "batch_size", options_.batch_size);
         if (!(options_.ema_decay >= 0.0 && options_.ema_decay < 1.0)) detail::fail("train::Trainer", "ema_decay", "must lie in [0, 1), got ", options_.ema_decay);
-        if (options_.clip_norm && !(*options_.clip_norm > 0.0)) detail::fail("train::Trainer", "clip_norm", "must be > 0, got ", *options_.clip_norm);
+        if (options_.clip_norm && !(*options_.clip_norm > 0.0 && std::isfinite(*options_.clip_norm))) detail::fail("train::Trainer", "clip_norm", "must be finite and > 0, got ", *options_.clip_norm);
         if (options_.ema_decay > 0.0) ema_ = net.parameters();
     }
 
