@@ -18,6 +18,7 @@ namespace fmd {
 struct SolveStats {
     long nfe = 0;    ///< field evaluations
     long steps = 0;  ///< steps taken
+    long rejected = 0;  ///< rejected steps (adaptive solvers; fixed-step solvers reject none)
 };
 
 /// An observer that ignores everything.
