@@ -8,8 +8,10 @@
 #include <fmd/data/toy.hpp>
 #include <fmd/field/adapters.hpp>
 #include <fmd/field/concepts.hpp>
+#include <fmd/field/conditional_mixture.hpp>
 #include <fmd/field/empirical.hpp>
 #include <fmd/field/gaussian_mixture.hpp>
+#include <fmd/field/guidance.hpp>
 #include <fmd/loss/losses.hpp>
 #include <fmd/loss/time_sampler.hpp>
 #include <fmd/metrics/distance.hpp>

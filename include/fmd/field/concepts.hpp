@@ -1,6 +1,7 @@
 #pragma once
 // Field concepts (architecture.md): a field writes its value at (x, t) into `out`, allocating nothing.
 #include <concepts>
+#include <span>
 
 #include <fmd/core/types.hpp>
 
@@ -16,6 +17,16 @@ concept VectorField = requires(F& f, In<S> x, double t, Out<S> out) { f(x, t, ou
 /// Same calling convention; the value is a score ∇log p_t(x) (theory.md §3.4).
 template <class F, class S>
 concept ScoreField = VectorField<F, S>;
+
+/// Class labels of a batch, one per column; each model defines its reserved null label ∅
+/// (e.g. nn::MLP::null_label() == num_classes).
+using Labels = std::span<const int>;
+
+/// f(x, t, labels, out): the class-conditional field u_t(x|y) with y = labels[j] for column j
+/// (and u_t(x|∅) for the model's null label). Guidance (field/guidance.hpp) turns one into a
+/// VectorField (theory.md §7.8).
+template <class F, class S>
+concept ConditionalField = requires(F& f, In<S> x, double t, Labels labels, Out<S> out) { f(x, t, labels, out); };
 
 /// σ_t of an SDE (theory.md §2.4, §7.7): any callable double(double t) with σ_t ≥ 0.
 template <class F>
