@@ -2,6 +2,7 @@
 // integrate / sample: drive a stepper over a time grid (theory.md §7), counting field
 // evaluations and reporting every grid point to an observer.
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <utility>
 #include <vector>
@@ -48,7 +49,28 @@ struct TrajectoryRecorder {
     }
 };
 
+namespace solver {
+/// A stepper that takes the model's own field and converts it through a path it holds
+/// (exponential integrators: DpmSolver2M, DpmSolver2MSde). SDE sampling with such a stepper
+/// is sample(field, x, grid, stepper, rng): no SdeDrift wrapping, the stepper's path is used.
+template <class St>
+concept PathStepper = requires(const St& st) { st.path(); };
+}  // namespace solver
+
 namespace detail {
+/// Multistep steppers keep a history; a new solve must not continue an old one.
+template <class St>
+void reset_stepper(St& stepper) {
+    if constexpr (requires { stepper.reset(); }) stepper.reset();
+}
+/// NFE of the step just taken: last_nfe() for steppers whose cost varies (Adams–Bashforth 3
+/// bootstraps with Heun), else the fixed nfe_per_step.
+template <class St>
+long step_nfe(const St& stepper) {
+    if constexpr (requires { { stepper.last_nfe() } -> std::convertible_to<long>; }) return static_cast<long>(stepper.last_nfe());
+    else return St::nfe_per_step;
+}
+
 template <class S>
 void check_state(const char* where, const Matrix<S>& x, const std::vector<double>& grid) {
     require_nonempty(where, "x", x);
@@ -56,30 +78,34 @@ void check_state(const char* where, const Matrix<S>& x, const std::vector<double
 }
 }  // namespace detail
 
-/// Solves dX/dt = u_t(X) over the grid in place. Returns NFE = steps · nfe_per_step.
+/// Solves dX/dt = u_t(X) over the grid in place. Calls stepper.reset() first when the stepper
+/// has one. NFE = Σ last_nfe() for steppers reporting it, else steps · nfe_per_step.
 template <solver::OdeStepper St, class F, class Obs = NoObserver>
 SolveStats integrate(F&& field, Matrix<typename St::scalar_type>& x, const std::vector<double>& grid, St& stepper, Obs&& observer = {}) {
     detail::check_state("integrate", x, grid);
+    detail::reset_stepper(stepper);
     SolveStats stats;
     observer(grid.front(), std::as_const(x));
     for (std::size_t k = 0; k + 1 < grid.size(); ++k) {
         stepper.step(field, Out<typename St::scalar_type>(x), grid[k], grid[k + 1] - grid[k]);
-        stats.nfe += St::nfe_per_step;
+        stats.nfe += detail::step_nfe(stepper);
         ++stats.steps;
         observer(grid[k + 1], std::as_const(x));
     }
     return stats;
 }
 
-/// Solves dX = b_t(X) dt + σ_t dW over the grid in place with an SDE stepper and generator.
+/// Solves dX = b_t(X) dt + σ_t dW over the grid in place with an SDE stepper and generator
+/// (reset and NFE as for the ODE overload). A PathStepper gets the model field instead of b.
 template <solver::SdeStepper St, class F, class G, class Obs = NoObserver>
 SolveStats integrate(F&& drift, Matrix<typename St::scalar_type>& x, const std::vector<double>& grid, St& stepper, G& rng, Obs&& observer = {}) {
     detail::check_state("integrate", x, grid);
+    detail::reset_stepper(stepper);
     SolveStats stats;
     observer(grid.front(), std::as_const(x));
     for (std::size_t k = 0; k + 1 < grid.size(); ++k) {
         stepper.step(drift, Out<typename St::scalar_type>(x), grid[k], grid[k + 1] - grid[k], rng);
-        stats.nfe += St::nfe_per_step;
+        stats.nfe += detail::step_nfe(stepper);
         ++stats.steps;
         observer(grid[k + 1], std::as_const(x));
     }
@@ -95,9 +121,18 @@ SolveStats sample(F&& velocity, Matrix<typename St::scalar_type>& x, const std::
 /// Generation with the SDE of theory.md §3.7 / §7.6: drift u + σ_t²/2·s, the score converted from
 /// the velocity field through the path (one NFE per step), σ_t from the stepper's policy.
 template <class Path, solver::SdeStepper St, class F, class G, class Obs = NoObserver>
+    requires(!solver::PathStepper<St>)
 SolveStats sample(const Path& path, F& velocity, Matrix<typename St::scalar_type>& x, const std::vector<double>& grid, St& stepper, G& rng, Obs&& observer = {}) {
     SdeDrift drift(path, velocity, stepper.sigma_policy());
     return integrate(drift, x, grid, stepper, rng, std::forward<Obs>(observer));
+}
+
+/// Stochastic generation with a PathStepper (DpmSolver2MSde): the stepper converts the model
+/// field through its own path and draws its own noise; one NFE per step.
+template <solver::SdeStepper St, class F, class G, class Obs = NoObserver>
+    requires solver::PathStepper<St>
+SolveStats sample(F&& field, Matrix<typename St::scalar_type>& x, const std::vector<double>& grid, St& stepper, G& rng, Obs&& observer = {}) {
+    return integrate(std::forward<F>(field), x, grid, stepper, rng, std::forward<Obs>(observer));
 }
 
 }  // namespace fmd
