@@ -1,5 +1,6 @@
 #pragma once
 #include <fmd/solver/concepts.hpp>
+#include <fmd/solver/dopri5.hpp>
 #include <fmd/solver/euler_maruyama.hpp>
 #include <fmd/solver/grid.hpp>
 #include <fmd/solver/integrate.hpp>
