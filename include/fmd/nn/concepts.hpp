@@ -25,6 +25,17 @@ concept Network = VectorField<N, S> &&
         net.backward(grad_out);
     };
 
+/// A class-conditional Network (theory.md §6.9): training forward and sampling call also take one
+/// label per column (fmd::Labels), with a reserved null label ∅ for the unconditional model.
+/// The unlabelled calls of Network stay valid (nn::MLP answers them with ∅), so a conditional
+/// network is still used everywhere an unconditional one is; fmd::Guided mixes the two branches.
+template <class N, class S>
+concept ConditionalNetwork = Network<N, S> && ConditionalField<N, S> &&
+    requires(N& net, const N& cnet, In<S> x, const RowIn<S>& t, Labels labels, Out<S> out) {
+        net.forward(x, t, labels, out);
+        { cnet.null_label() } -> std::convertible_to<int>;
+    };
+
 /// An optimizer updating a contiguous parameter buffer from its gradient buffer.
 template <class O, class S>
 concept Optimizer = requires(O& opt, Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads, double lr) {

@@ -112,6 +112,9 @@ struct TimeConfig {
     double scale = 10000.0;      ///< sinusoidal: t is multiplied by scale
     double max_period = 10000.0; ///< sinusoidal: base of the geometric frequency ladder
     double sigma = 16.0;         ///< fourier: standard deviation of the frequencies f_k
+    /// fourier: the frequencies are drawn from fmd::Rng(seed), independently of the weights' generator,
+    /// so the configuration alone (saved in checkpoints through MLP::describe()) restores them.
+    std::uint64_t seed = 0;
     friend bool operator==(const TimeConfig&, const TimeConfig&) = default;
 };
 

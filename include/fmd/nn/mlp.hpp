@@ -2,7 +2,7 @@
 // nn::MLP: the built-in time-conditioned network (architecture.md "Network"), a C++ twin of
 // the seed notebook's PyTorch model:
 //
-//   h   = Linear_in(x) + Linear_time(emb(t))        emb: sinusoidal or random Fourier features
+//   h   = Linear_in(x) + Linear_time(emb(t)) [+ E_y]  emb: sinusoidal or random Fourier features
 //   h   = act(Linear_k(h))          k = 1 … depth    act: ReLU or SiLU
 //   out = Linear_out(h)
 //
@@ -14,6 +14,17 @@
 //   layer 1            Linear_time  width x channels
 //   layer 1 + k        Linear_k     width x width      (k = 1 … depth)
 //   layer depth + 2    Linear_out   out_dim x width
+//   class table E      width x (num_classes + 1)   only when num_classes > 0 (no bias)
+//
+// Class conditioning (theory.md §6.9, §7.8): with num_classes = C > 0, column y of E is a learned
+// embedding of class y added to h like the time branch; column C is the reserved null label ∅
+// (null_label()), the unconditional model. The label overloads forward(x, t, labels, out),
+// backward(…) and operator()(x, t, labels, out) take one label per column in [0, C]; the plain
+// calls use ∅ for every column. With C = 0 (the default) nothing changes: same parameters, same
+// layout, and the label overloads throw.
+//
+// Fourier time-embedding frequencies are not parameters: they come from fmd::Rng(time.seed), so the
+// configuration (describe(), stored in checkpoints) restores them exactly.
 //
 // forward()/backward() train on per-sample times; operator()(x, t, out) evaluates at one time
 // for the whole batch (the sampler's call, fmd::VectorField) and computes the time branch once.
@@ -23,6 +34,9 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <span>
+#include <sstream>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -32,6 +46,7 @@
 #include <fmd/core/error.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/field/concepts.hpp>
 #include <fmd/nn/layers.hpp>
 
 namespace fmd::nn {
@@ -49,6 +64,7 @@ struct MLPConfig {
     Index depth = 5;        ///< number of hidden Linear + activation blocks (>= 0)
     Activation activation = Activation::relu;
     TimeConfig time = {};   ///< time embedding (channels 0 → width)
+    Index num_classes = 0;  ///< class labels 0 … C − 1 plus ∅ = C; 0 = unconditional
     friend bool operator==(const MLPConfig&, const MLPConfig&) = default;
 };
 
@@ -59,7 +75,7 @@ public:
     using Config = MLPConfig;
 
     /// Builds the network and initializes it like PyTorch's nn.Linear from `rng`
-    /// (see reset_parameters); Fourier frequencies, if any, are drawn first from the same `rng`.
+    /// (see reset_parameters); Fourier frequencies, if any, come from fmd::Rng(config.time.seed).
     template <std::uniform_random_bit_generator G>
     MLP(const MLPConfig& config, G& rng) : config_(resolve(config)) {
         build(rng);
@@ -71,7 +87,8 @@ public:
     }
 
     /// PyTorch's default nn.Linear init: every weight and bias of a layer ~ U(−1/√fan_in, 1/√fan_in),
-    /// drawn in buffer order from `rng` (uniform01). Gradients are zeroed.
+    /// drawn in buffer order from `rng` (uniform01); then the class table ~ U(−1, 1) (a Linear on a
+    /// one-hot input: one active input, fan-in 1). Gradients are zeroed.
     template <std::uniform_random_bit_generator G>
     void reset_parameters(G& rng) {
         for (const Shape& s : shapes_) {
@@ -80,6 +97,8 @@ public:
             const Index count = Linear<S>::size(s.rows, s.cols);
             for (Index i = 0; i < count; ++i) p[i] = static_cast<S>(bound * (2.0 * uniform01(rng) - 1.0));
         }
+        S* e = params_.data() + table_offset();
+        for (Index i = 0; i < table_size(config_); ++i) e[i] = static_cast<S>(2.0 * uniform01(rng) - 1.0);
         grads_.setZero();
     }
 
@@ -90,7 +109,7 @@ public:
     static Index parameter_count(const MLPConfig& config) {
         const MLPConfig c = resolve(config);
         return Linear<S>::size(c.width, c.dim) + Linear<S>::size(c.width, c.time.channels) +
-               c.depth * Linear<S>::size(c.width, c.width) + Linear<S>::size(c.out_dim, c.width);
+               c.depth * Linear<S>::size(c.width, c.width) + Linear<S>::size(c.out_dim, c.width) + table_size(c);
     }
     Index parameter_count() const { return params_.size(); }
 
@@ -98,6 +117,26 @@ public:
     Index output_dim() const { return config_.out_dim; }
     Index width() const { return config_.width; }
     Index depth() const { return config_.depth; }
+    Index num_classes() const { return config_.num_classes; }
+    /// The reserved null label ∅ = num_classes (the unconditional model; meaningful when num_classes > 0).
+    int null_label() const { return static_cast<int>(config_.num_classes); }
+
+    /// One line naming every architectural choice (stored in checkpoints by train::Trainer and
+    /// compared on restore), e.g. "nn::MLP(dim=2, out_dim=2, width=64, depth=3, activation=relu,
+    /// time=sinusoidal(channels=64, scale=10000, max_period=10000), num_classes=0)".
+    std::string describe() const {
+        const MLPConfig& c = config_;
+        std::ostringstream os;
+        os.precision(17);
+        os << "nn::MLP(dim=" << c.dim << ", out_dim=" << c.out_dim << ", width=" << c.width << ", depth=" << c.depth
+           << ", activation=" << (c.activation == Activation::relu ? "relu" : "silu") << ", time=";
+        if (c.time.kind == Embedding::sinusoidal)
+            os << "sinusoidal(channels=" << c.time.channels << ", scale=" << c.time.scale << ", max_period=" << c.time.max_period << ")";
+        else
+            os << "fourier(channels=" << c.time.channels << ", sigma=" << c.time.sigma << ", seed=" << c.time.seed << ")";
+        os << ", num_classes=" << c.num_classes << ")";
+        return os.str();
+    }
 
     /// The flat parameter buffer (layout in the header comment).
     Eigen::Map<Vector<S>> parameters() { return {params_.data(), params_.size()}; }
@@ -114,6 +153,12 @@ public:
     Index output_layer() const { return config_.depth + 2; }
     /// Offset of layer i's weight in the flat buffers.
     Index layer_offset(Index i) const { return shape(i).offset; }
+    /// Offset of the class table E (width x (num_classes + 1), column-major) in the flat buffers:
+    /// right after Linear_out, so unconditional layouts are unchanged.
+    Index class_table_offset() const { return table_offset(); }
+    /// Views of the class table in the parameter / gradient buffer (width x 0 when unconditional).
+    Eigen::Map<Matrix<S>> class_table() { return {params_.data() + table_offset(), config_.width, table_cols(config_)}; }
+    Eigen::Map<Matrix<S>> class_table_gradient() { return {grads_.data() + table_offset(), config_.width, table_cols(config_)}; }
 
     /// Views of layer i (0 … depth + 2) in the parameter / gradient buffer.
     Linear<S> layer(Index i) {
@@ -131,11 +176,21 @@ public:
 
     /// Training forward pass with per-sample times t (1 x n); caches what backward() needs.
     /// x: dim x n, out: out_dim x n (out may be x itself when the dimensions agree).
-    void forward(In<S> x, const RowIn<S>& t, Out<S> out) {
+    /// A conditional network (num_classes > 0) evaluates u(x|∅) for every column.
+    void forward(In<S> x, const RowIn<S>& t, Out<S> out) { forward_impl(x, t, Labels{}, out); }
+    /// Same with class labels y_j ∈ [0, num_classes] (num_classes = ∅), one per column.
+    void forward(In<S> x, const RowIn<S>& t, Labels labels, Out<S> out) {
+        require_conditional("nn::MLP::forward");
+        forward_impl(x, t, labels, out);
+    }
+
+private:
+    void forward_impl(In<S> x, const RowIn<S>& t, Labels labels, Out<S> out) {
         constexpr std::string_view where = "nn::MLP::forward";
         check_batch(where, x, out);
         if (t.cols() != x.cols()) detail::fail(where, "t", "must be 1 x ", x.cols(), " (one time per column of x), got 1 x ", t.cols());
         if (!t.allFinite()) detail::fail(where, "t", "contains a non-finite value (NaN or Inf)");
+        check_labels(where, labels, x.cols());
         const Index n = x.cols();
         ensure_training(n);
 
@@ -147,6 +202,14 @@ public:
         h.noalias() += in.weight * x_.leftCols(n);
         bias0_ = in.bias + tl.bias;
         h.colwise() += bias0_;
+        if (config_.num_classes > 0) {
+            const auto table = class_table();
+            for (Index j = 0; j < n; ++j) {
+                const int y = labels.empty() ? null_label() : labels[static_cast<std::size_t>(j)];
+                labels_[static_cast<std::size_t>(j)] = y;
+                h.col(j) += table.col(y);
+            }
+        }
         for (Index k = 1; k <= config_.depth; ++k) {
             const auto ks = static_cast<std::size_t>(k);
             Linear<S> l = layer(hidden_layer(k));
@@ -161,7 +224,10 @@ public:
         has_forward_ = true;
     }
 
-    /// Backward pass of the last forward(): overwrites gradients() with ∂L/∂θ for ∂L/∂out = grad_out.
+public:
+
+    /// Backward pass of the last forward() (labelled or not: the labels are remembered):
+    /// overwrites gradients() with ∂L/∂θ for ∂L/∂out = grad_out.
     void backward(In<S> grad_out) { backward_impl(grad_out, nullptr); }
     /// Same, and writes ∂L/∂x (dim x n) into grad_x.
     void backward(In<S> grad_out, Out<S> grad_x) {
@@ -173,10 +239,21 @@ public:
 
     /// Sampling call (fmd::VectorField): all columns share time t. The time branch
     /// Linear_time(emb(t)) + biases is one width-vector added to every column.
-    void operator()(In<S> x, double t, Out<S> out) {
+    /// A conditional network evaluates u(x|∅).
+    void operator()(In<S> x, double t, Out<S> out) { eval_impl(x, t, Labels{}, out); }
+    /// Conditional sampling call (fmd::ConditionalField): u_t(x|y_j) for column j, y_j ∈ [0, num_classes].
+    /// fmd::Guided batches [y, ∅] through this in one call.
+    void operator()(In<S> x, double t, Labels labels, Out<S> out) {
+        require_conditional("nn::MLP::operator()");
+        eval_impl(x, t, labels, out);
+    }
+
+private:
+    void eval_impl(In<S> x, double t, Labels labels, Out<S> out) {
         constexpr std::string_view where = "nn::MLP::operator()";
         check_batch(where, x, out);
         if (!std::isfinite(t)) detail::fail(where, "t", "must be finite, got ", t);
+        check_labels(where, labels, x.cols());
         const Index n = x.cols();
         ensure_eval(n);
 
@@ -188,6 +265,10 @@ public:
         Matrix<S>* b = &e1_;
         a->leftCols(n).noalias() = in.weight * x;
         a->leftCols(n).colwise() += tvec_;
+        if (config_.num_classes > 0) {
+            const auto table = class_table();
+            for (Index j = 0; j < n; ++j) a->col(j) += table.col(labels.empty() ? null_label() : labels[static_cast<std::size_t>(j)]);
+        }
         for (Index k = 1; k <= config_.depth; ++k) {
             Linear<S> l = layer(hidden_layer(k));
             b->leftCols(n).noalias() = l.weight * a->leftCols(n);
@@ -200,11 +281,13 @@ public:
         layer(output_layer()).forward(a->leftCols(n), out);
     }
 
+public:
     /// Frees the workspaces (they grow to the largest batch seen and are reused for smaller ones).
     void release_workspaces() {
         for (Matrix<S>* m : {&x_, &emb_, &g0_, &g1_, &e0_, &e1_}) m->resize(0, 0);
         for (auto& m : act_) m.resize(0, 0);
         for (auto& m : sig_) m.resize(0, 0);
+        labels_ = {};
         cap_train_ = cap_eval_ = 0;
         n_train_ = -1;
         has_forward_ = false;
@@ -226,6 +309,8 @@ private:
         if (c.out_dim == 0) c.out_dim = c.dim;
         if (c.time.channels == 0) c.time.channels = c.width;
         if (c.time.channels < 2) detail::fail(where, "time.channels", "must be >= 2 (or 0 for width), got ", c.time.channels);
+        if (c.num_classes < 0 || c.num_classes >= (Index(1) << 30))
+            detail::fail(where, "num_classes", "must lie in [0, 2^30) (0 = unconditional), got ", c.num_classes);
         if (c.time.kind == Embedding::sinusoidal) {
             if (!(c.time.scale > 0.0) || !std::isfinite(c.time.scale))
                 detail::fail(where, "time.scale", "must be finite and > 0, got ", c.time.scale);
@@ -240,11 +325,27 @@ private:
         return c;
     }
 
+    static Index table_cols(const MLPConfig& c) { return c.num_classes > 0 ? c.num_classes + 1 : 0; }
+    static Index table_size(const MLPConfig& c) { return c.width * table_cols(c); }
+    Index table_offset() const { return params_.size() - table_size(config_); }
+
+    void require_conditional(std::string_view where) const {
+        if (config_.num_classes == 0) detail::fail(where, "labels", "need a conditional network (MLPConfig::num_classes > 0); this one is unconditional");
+    }
+    void check_labels(std::string_view where, Labels labels, Index n) const {
+        if (labels.empty()) return;
+        if (static_cast<Index>(labels.size()) != n) detail::fail(where, "labels", "must hold one label per column of x (", n, "), got ", labels.size());
+        for (std::size_t j = 0; j < labels.size(); ++j)
+            if (labels[j] < 0 || labels[j] > null_label())
+                detail::fail(where, "labels", "must lie in [0, ", null_label(), "] (", null_label(), " = null label), got ", labels[j], " at column ", j);
+    }
+
     template <class G>
     void build(G& rng) {
         const MLPConfig& c = config_;
+        Rng frequencies(c.time.seed);
         embedding_ = c.time.kind == Embedding::sinusoidal ? TimeEmbedding::sinusoidal(c.time.channels, c.time.scale, c.time.max_period)
-                                                          : TimeEmbedding::fourier(c.time.channels, c.time.sigma, rng);
+                                                          : TimeEmbedding::fourier(c.time.channels, c.time.sigma, frequencies);
         Index offset = 0;
         auto add = [&](Index rows, Index cols) {
             shapes_.push_back({offset, rows, cols});
@@ -255,6 +356,7 @@ private:
         add(c.width, c.time.channels);
         for (Index k = 0; k < c.depth; ++k) add(c.width, c.width);
         add(c.out_dim, c.width);
+        offset += table_size(c);
         params_.resize(offset);
         grads_.resize(offset);
         act_.resize(static_cast<std::size_t>(c.depth + 1));
@@ -288,6 +390,7 @@ private:
         emb_.resize(c.time.channels, n);
         for (auto& a : act_) a.resize(c.width, n);
         for (auto& s : sig_) s.resize(c.width, n);
+        if (c.num_classes > 0) labels_.resize(static_cast<std::size_t>(n));
         g0_.resize(c.width, n);
         g1_.resize(c.width, n);
         cap_train_ = n;
@@ -331,6 +434,11 @@ private:
         Linear<S> gt = gradient(time_layer), gi = gradient(input_layer);
         Linear<S>::backward(emb_.leftCols(n), g->leftCols(n), gt);
         Linear<S>::backward(x_.leftCols(n), g->leftCols(n), gi);
+        if (config_.num_classes > 0) {  // ∂L/∂E_y = Σ_{j: y_j = y} ∂L/∂h_j
+            auto ge = class_table_gradient();
+            ge.setZero();
+            for (Index j = 0; j < n; ++j) ge.col(labels_[static_cast<std::size_t>(j)]) += g->col(j);
+        }
         if (grad_x != nullptr) layer(input_layer).backward_input(g->leftCols(n), *grad_x);
     }
 
@@ -347,6 +455,7 @@ private:
     std::vector<Matrix<S>> sig_;    // SiLU: σ(z_k) of block k + 1
     Matrix<S> g0_, g1_;             // backward ping-pong
     Vector<S> bias0_;
+    std::vector<int> labels_;       // labels of the last forward (∅ for unlabelled calls)
 
     // Sampling workspace, separate so sampling between forward and backward is safe.
     Index cap_eval_ = 0;
