@@ -5,5 +5,6 @@
 #include <fmd/solver/euler_maruyama.hpp>
 #include <fmd/solver/grid.hpp>
 #include <fmd/solver/integrate.hpp>
+#include <fmd/solver/likelihood.hpp>
 #include <fmd/solver/multistep.hpp>
 #include <fmd/solver/steppers.hpp>
