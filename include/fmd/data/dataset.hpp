@@ -2,6 +2,8 @@
 // A finite data set sampled with replacement, as the seed training loop does
 // (x1 = data[randint(M, (batch,))]).
 #include <algorithm>
+#include <span>
+#include <vector>
 
 #include <fmd/core/error.hpp>
 #include <fmd/core/random.hpp>
@@ -31,6 +33,42 @@ public:
 
 private:
     Matrix<S> points_;
+};
+
+/// A finite labelled data set (z_m, y_m), sampled with replacement: a train::LabelledDataSource
+/// for class-conditional training (theory.md §6.9).
+template <class S>
+class LabelledDataset {
+public:
+    /// points: d x M; labels: M entries (class indices >= 0).
+    LabelledDataset(Matrix<S> points, std::vector<int> labels) : data_(std::move(points)), labels_(std::move(labels)) {
+        if (static_cast<Eigen::Index>(labels_.size()) != data_.size())
+            detail::fail("data::LabelledDataset", "labels", "must hold one label per point (", data_.size(), "), got ", labels_.size());
+        for (int y : labels_)
+            if (y < 0) detail::fail("data::LabelledDataset", "labels", "must be >= 0, got ", y);
+    }
+    const Matrix<S>& points() const { return data_.points(); }
+    const std::vector<int>& labels() const { return labels_; }
+    Eigen::Index dim() const { return data_.dim(); }
+    Eigen::Index size() const { return data_.size(); }
+
+    /// Fills column j of out with a uniformly chosen point and labels[j] with its label. No allocation.
+    template <Dense O, class G>
+    void sample(O&& out, std::span<int> labels, G& rng) const {
+        if (out.rows() != dim()) detail::fail("data::LabelledDataset::sample", "out", "must have ", dim(), " rows, got ", out.rows());
+        if (static_cast<Eigen::Index>(labels.size()) != out.cols())
+            detail::fail("data::LabelledDataset::sample", "labels", "must hold one entry per column of out (", out.cols(), "), got ", labels.size());
+        const double m = static_cast<double>(size());
+        for (Eigen::Index j = 0; j < out.cols(); ++j) {
+            const auto k = std::min(static_cast<Eigen::Index>(uniform01(rng) * m), size() - 1);
+            out.col(j) = data_.points().col(k);
+            labels[static_cast<std::size_t>(j)] = labels_[static_cast<std::size_t>(k)];
+        }
+    }
+
+private:
+    Dataset<S> data_;
+    std::vector<int> labels_;
 };
 
 }  // namespace fmd::data

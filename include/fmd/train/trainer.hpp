@@ -2,13 +2,20 @@
 // The training loop of theory.md §6 as one object: data source + path + time sampler + loss +
 // network + optimizer (+ optional EMA, gradient clipping and learning-rate schedule).
 // train_step allocates nothing once the first step has sized the batch buffers.
+//
+// Labelled data (theory.md §6.9, guided training for CFG): a source with
+// sample(out, std::span<int> labels, rng) and a ConditionalNetwork train u_θ(x, t, y); each label is
+// replaced by the network's null label ∅ with probability label_dropout (default 0.1), so one
+// network learns u_t(x|y) and u_t(x|∅) for fmd::Guided.
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <fmd/core/error.hpp>
 #include <fmd/core/random.hpp>
@@ -26,11 +33,16 @@ struct TrainerOptions {
     double ema_decay = 0.0;              ///< 0 = no EMA; e.g. 0.999 keeps ema ← d·ema + (1 − d)·θ
     std::optional<double> clip_norm{};   ///< clip gradients to this global L2 norm
     std::function<double(std::int64_t)> lr_schedule{};  ///< lr for the update about to be taken
+    double label_dropout = 0.1;          ///< labelled training: P(label → null label) per sample (theory.md §6.9)
 };
 
 /// A data source: fills a dim x n batch with samples of p_data.
 template <class D, class S>
 concept DataSource = requires(const D& d, Matrix<S>& out, Rng& rng) { d.sample(out, rng); };
+
+/// A labelled data source: fills a dim x n batch with samples z_j ~ p_data and labels[j] = y_j.
+template <class D, class S>
+concept LabelledDataSource = requires(const D& d, Matrix<S>& out, std::span<int> labels, Rng& rng) { d.sample(out, labels, rng); };
 
 /// Optional network description stored in checkpoints (falls back to the parameter count).
 template <class Net>
@@ -51,25 +63,66 @@ public:
         detail::require_positive_count("train::Trainer", "batch_size", options_.batch_size);
         if (!(options_.ema_decay >= 0.0 && options_.ema_decay < 1.0)) detail::fail("train::Trainer", "ema_decay", "must lie in [0, 1), got ", options_.ema_decay);
         if (options_.clip_norm && !(*options_.clip_norm > 0.0 && std::isfinite(*options_.clip_norm))) detail::fail("train::Trainer", "clip_norm", "must be finite and > 0, got ", *options_.clip_norm);
+        if (!(options_.label_dropout >= 0.0 && options_.label_dropout <= 1.0)) detail::fail("train::Trainer", "label_dropout", "must lie in [0, 1], got ", options_.label_dropout);
         if (options_.ema_decay > 0.0) ema_ = net.parameters();
     }
 
     /// One optimizer step on a fresh batch drawn from `source`; returns the batch loss.
+    /// A LabelledDataSource with a ConditionalNetwork trains on (z, y) with label dropout.
     template <class Source, class G>
     S train_step(const Source& source, G& rng) {
         size_batch();
-        source.sample(batch_, rng);
-        return step_on(batch_, rng);
+        if constexpr (LabelledDataSource<Source, S> && nn::ConditionalNetwork<Net, S>) {
+            source.sample(batch_, std::span<int>(batch_labels_), rng);
+            return step_on(batch_, Labels(batch_labels_), rng);
+        } else {
+            source.sample(batch_, rng);
+            return step_on(batch_, rng);
+        }
     }
 
     /// One optimizer step on the given data batch z (dim x n); ε and t are drawn from rng.
     template <class G>
     S step_on(In<S> z, G& rng) {
         size_buffers(z);
+        return update(z, false, rng);
+    }
+
+    /// One optimizer step on a labelled batch (z, y), one label per column of z; each label becomes
+    /// the null label with probability label_dropout (drawn from rng first, then ε and t).
+    template <class G>
+    S step_on(In<S> z, Labels labels, G& rng) {
+        static_assert(nn::ConditionalNetwork<Net, S>, "Trainer::step_on(z, labels, rng): Net must model fmd::nn::ConditionalNetwork");
+        if (static_cast<Eigen::Index>(labels.size()) != z.cols())
+            detail::fail("train::Trainer::step_on", "labels", "must hold one label per column of z (", z.cols(), "), got ", labels.size());
+        size_buffers(z);
+        const int null = net_->null_label();
+        const double p = options_.label_dropout;
+        for (std::size_t j = 0; j < labels.size(); ++j) labels_[j] = (p > 0.0 && uniform01(rng) < p) ? null : labels[j];
+        return update(z, true, rng);
+    }
+
+    std::int64_t step() const { return step_; }
+    Net& network() { return *net_; }
+    const Path& path() const { return path_; }
+    /// EMA of the parameters (empty without ema_decay); copy it into the network to sample with it.
+    const Vector<S>& ema() const { return ema_; }
+    const TrainerOptions& options() const { return options_; }
+
+private:
+    template <class G>
+    S update(In<S> z, bool labelled, G& rng) {
         fill_normal(eps_, rng);
         times_(t_, rng);
         path_.sample(z, eps_, t_, xt_);
-        net_->forward(In<S>(xt_), t_, Out<S>(pred_));
+        if constexpr (nn::ConditionalNetwork<Net, S>) {
+            if (labelled)
+                net_->forward(In<S>(xt_), t_, Labels(labels_.data(), labels_.size()), Out<S>(pred_));
+            else
+                net_->forward(In<S>(xt_), t_, Out<S>(pred_));
+        } else {
+            net_->forward(In<S>(xt_), t_, Out<S>(pred_));
+        }
         const S value = loss::value_and_gradient(loss_, path_, pred_, z, eps_, t_, grad_);
         net_->backward(In<S>(grad_));
         if (options_.clip_norm) nn::clip_grad_norm(net_->gradients(), *options_.clip_norm);
@@ -83,11 +136,7 @@ public:
         return value;
     }
 
-    std::int64_t step() const { return step_; }
-    Net& network() { return *net_; }
-    const Path& path() const { return path_; }
-    /// EMA of the parameters (empty without ema_decay); copy it into the network to sample with it.
-    const Vector<S>& ema() const { return ema_; }
+public:
 
     /// Everything needed to continue bit-identically: parameters, optimizer state, EMA, step, rng.
     template <class G>
@@ -136,10 +185,12 @@ private:
         pred_.resize(d, n);
         grad_.resize(d, n);
         t_.resize(n);
+        labels_.resize(static_cast<std::size_t>(n));
     }
     void size_batch() {
         const auto d = net_->input_dim(), n = options_.batch_size;
         if (batch_.rows() != d || batch_.cols() != n) batch_.resize(d, n);
+        batch_labels_.resize(static_cast<std::size_t>(n));
     }
 
     Path path_;
@@ -151,6 +202,7 @@ private:
     Matrix<S> batch_, xt_, eps_, pred_, grad_;
     Row<S> t_;
     Vector<S> ema_;
+    std::vector<int> batch_labels_, labels_;  // drawn labels; labels after dropout
     std::int64_t step_ = 0;
 };
 
