@@ -373,6 +373,22 @@ TEST_CASE("A full integrate loop over a pre-built grid allocates nothing after a
     // A CheckFinite observer costs nothing either.
     x = start;
     CHECK_NO_ALLOCATIONS(count_allocations([&] { fmd::sample(path, u, x, sde_grid, em, rng, fmd::CheckFinite{}); }));
+    // Multistep samplers: the first solve sizes history and bootstrap buffers; a second solve
+    // (reset, AB3's Heun bootstrap, history refill, SDE noise) allocates nothing.
+    sol::AB3<double> ab3;
+    sol::DpmSolver2M dpm(path);
+    sol::DpmSolver2MSde dpm_sde(path);
+    auto multistep = [&] {
+        fmd::integrate(u, x, grid, ab3, fmd::NoObserver{});
+        fmd::integrate(u, x, grid, dpm, fmd::NoObserver{});
+        fmd::integrate(u, x, grid, dpm_sde, rng, fmd::NoObserver{});
+    };
+    x = start;
+    const auto multistep_warm_up = count_allocations(multistep);
+    CHECK(multistep_warm_up.eigen_mallocs > 0);
+    x = start;
+    CHECK_NO_ALLOCATIONS(count_allocations(multistep));
+    CHECK(x.allFinite());
     // Control: a recorder allocates, and the counters see it.
     fmd::TrajectoryRecorder<double> recorder(4);
     x = start;
