@@ -1,0 +1,160 @@
+// data/idx.hpp: IDX files written by the test (plain and gzip) read back byte for byte and as
+// scaled image matrices; wrong magic / element type, truncated data (plain, inside a gzip stream,
+// cut-off header), trailing bytes and mismatched image/label counts each get their error.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <fmd/data/idx.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using fmd::data::IdxArray;
+using Catch::Matchers::Contains;
+
+class TempDir {
+public:
+    TempDir() {
+        static int counter = 0;
+        dir_ = fs::temp_directory_path() / ("fmd_idx_tests_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string file(const std::string& name) const { return (dir_ / name).string(); }
+
+private:
+    fs::path dir_;
+};
+
+std::vector<char> read_bytes(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const std::string& path, const std::vector<char>& bytes) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// n images of 3 x 4 pixels with every byte value 0 … 255 appearing; labels i mod 10.
+IdxArray images(std::uint32_t n) {
+    IdxArray a{{n, 3, 4}, {}};
+    for (std::uint32_t i = 0; i < n * 12; ++i) a.data.push_back(static_cast<std::uint8_t>((i * 37 + 11) % 256));
+    return a;
+}
+IdxArray labels(std::uint32_t n) {
+    IdxArray a{{n}, {}};
+    for (std::uint32_t i = 0; i < n; ++i) a.data.push_back(static_cast<std::uint8_t>(i % 10));
+    return a;
+}
+
+}  // namespace
+
+TEST_CASE("IDX: plain and gzip files round-trip; images become scaled columns", "[data]") {
+    TempDir tmp;
+    const IdxArray im = images(50), lb = labels(50);
+    for (const bool gzip : {false, true}) {
+        INFO("gzip " << gzip);
+        const std::string ip = tmp.file(gzip ? "im.gz" : "im"), lp = tmp.file(gzip ? "lb.gz" : "lb");
+        fmd::data::write_idx(ip, im, gzip);
+        fmd::data::write_idx(lp, lb, gzip);
+        const auto bytes = read_bytes(ip);
+        // The file really is what the flag says: gzip magic 1f 8b, or the IDX header verbatim.
+        if (gzip) {
+            CHECK(static_cast<unsigned char>(bytes[0]) == 0x1f);
+            CHECK(static_cast<unsigned char>(bytes[1]) == 0x8b);
+        } else {
+            CHECK(bytes.size() == 4 + 3 * 4 + 600);
+            CHECK(std::vector<char>(bytes.begin(), bytes.begin() + 8) == std::vector<char>{0, 0, 8, 3, 0, 0, 0, 50});
+        }
+        const IdxArray back = fmd::data::read_idx(ip);
+        CHECK(back.dims == im.dims);
+        CHECK(back.data == im.data);
+
+        const auto set = fmd::data::load_idx<float>(ip, lp);
+        REQUIRE(set.images.rows() == 12);
+        REQUIRE(set.images.cols() == 50);
+        CHECK(set.rows == 3);
+        CHECK(set.cols == 4);
+        CHECK(set.labels.size() == 50);
+        CHECK(set.labels[23] == 3);
+        // Pixel (r, c) of image j is row r·cols + c of column j; symmetric scaling v/127.5 − 1.
+        for (const int j : {0, 17, 49})
+            for (int r = 0; r < 3; ++r)
+                for (int c = 0; c < 4; ++c) {
+                    const int v = im.data[static_cast<std::size_t>(j * 12 + r * 4 + c)];
+                    CHECK(set.images(r * 4 + c, j) == Approx(v / 127.5 - 1.0).margin(1e-6));
+                }
+        CHECK(set.images.minCoeff() == -1.0f);
+        CHECK(set.images.maxCoeff() == 1.0f);
+        const auto unit = fmd::data::load_idx<double>(ip, lp, fmd::data::PixelScale::unit);
+        CHECK(unit.images.minCoeff() == 0.0);
+        CHECK(unit.images.maxCoeff() == 1.0);
+        CHECK(unit.images(5, 7) == im.data[7 * 12 + 5] / 255.0);
+    }
+}
+
+TEST_CASE("IDX: wrong magic, truncated, trailing bytes and mismatched counts each name their error", "[data]") {
+    TempDir tmp;
+    const std::string ip = tmp.file("im"), lp = tmp.file("lb"), gz = tmp.file("im.gz");
+    fmd::data::write_idx(ip, images(20));
+    fmd::data::write_idx(lp, labels(20));
+    fmd::data::write_idx(gz, images(20), true);
+    const auto good = read_bytes(ip), good_gz = read_bytes(gz);
+
+    SECTION("wrong magic number") {
+        auto b = good;
+        b[1] = 0x01;
+        write_bytes(ip, b);
+        CHECK_THROWS_WITH(fmd::data::read_idx(ip), Contains("argument 'path'") && Contains("bad magic number") && Contains("0x00 0x01"));
+        b[1] = 0;
+        b[2] = 0x0d;  // float elements: a valid IDX type this reader does not support
+        write_bytes(ip, b);
+        CHECK_THROWS_WITH(fmd::data::read_idx(ip), Contains("element type 0x0d"));
+        write_bytes(ip, {'P', 'K', 3, 4, 0, 0});
+        CHECK_THROWS_WITH(fmd::data::read_idx(ip), Contains("bad magic number"));
+    }
+    SECTION("truncated file") {
+        write_bytes(ip, std::vector<char>(good.begin(), good.end() - 5));
+        CHECK_THROWS_WITH(fmd::data::read_idx(ip), Contains("argument 'path'") && Contains("truncated") && Contains("promises 240 bytes") &&
+                                                       Contains("holds 235"));
+        write_bytes(ip, std::vector<char>(good.begin(), good.begin() + 9));  // inside the sizes
+        CHECK_THROWS_WITH(fmd::data::read_idx(ip), Contains("truncated") && Contains("header needs 16 bytes"));
+        write_bytes(ip, std::vector<char>(good.begin(), good.begin() + 2));
+        CHECK_THROWS_WITH(fmd::data::read_idx(ip), Contains("truncated"));
+        // A gzip stream cut in half: zlib reports the unexpected end, or the data come up short.
+        write_bytes(gz, std::vector<char>(good_gz.begin(), good_gz.begin() + static_cast<std::ptrdiff_t>(good_gz.size() / 2)));
+        CHECK_THROWS_WITH(fmd::data::read_idx(gz), Contains("argument 'path'") && Contains("truncated"));
+    }
+    SECTION("trailing bytes") {
+        auto b = good;
+        b.push_back(7);
+        write_bytes(ip, b);
+        CHECK_THROWS_WITH(fmd::data::read_idx(ip), Contains("1 unexpected trailing bytes"));
+    }
+    SECTION("mismatched image and label counts") {
+        fmd::data::write_idx(lp, labels(19));
+        CHECK_THROWS_WITH(fmd::data::load_idx<float>(ip, lp), Contains("argument 'labels_path'") && Contains("holds 19 labels") && Contains("holds 20 images"));
+        // Swapped files: the labels file is not n x rows x cols.
+        fmd::data::write_idx(lp, labels(20));
+        CHECK_THROWS_WITH(fmd::data::load_idx<float>(lp, ip), Contains("argument 'images_path'"));
+    }
+    SECTION("missing file and bad arrays for the writer") {
+        CHECK_THROWS_WITH(fmd::data::read_idx(tmp.file("nope")), Contains("argument 'path'") && Contains("cannot open"));
+        CHECK_THROWS_WITH(fmd::data::load_idx<float>(ip, tmp.file("nope")), Contains("argument 'labels_path'"));
+        CHECK_THROWS_WITH(fmd::data::write_idx(ip, IdxArray{{2, 2}, {1, 2, 3}}), Contains("argument 'a'"));
+    }
+}
