@@ -48,7 +48,7 @@ enum class PixelScale {
     unit,       ///< v/255 ∈ [0, 1]
 };
 
-namespace detail {
+namespace idx_impl {
 inline std::string hex_byte(std::uint8_t v) {
     constexpr char digits[] = "0123456789abcdef";
     return {'0', 'x', digits[v >> 4], digits[v & 15]};
@@ -74,20 +74,20 @@ inline std::vector<std::uint8_t> read_maybe_gzip(const std::string& path, const 
     gzclose(f);
     return bytes;
 }
-}  // namespace detail
+}  // namespace idx_impl
 
 /// Reads an IDX file of unsigned bytes (plain or gzip). Errors name 'path': missing file, wrong
 /// magic number or element type, truncated data (fewer bytes than the header promises; also a
 /// cut-off gzip stream), trailing bytes.
 inline IdxArray read_idx(const std::string& path) {
     constexpr const char* where = "data::read_idx";
-    const std::vector<std::uint8_t> b = detail::read_maybe_gzip(path, where);
+    const std::vector<std::uint8_t> b = idx_impl::read_maybe_gzip(path, where);
     if (b.size() < 4) fmd::detail::fail(where, "path", "'", path, "' is truncated: ", b.size(), " bytes, an IDX header needs at least 4");
     if (b[0] != 0 || b[1] != 0)
-        fmd::detail::fail(where, "path", "'", path, "' is not an IDX file (bad magic number: first bytes ", detail::hex_byte(b[0]), " ",
-                          detail::hex_byte(b[1]), ", expected 0x00 0x00)");
+        fmd::detail::fail(where, "path", "'", path, "' is not an IDX file (bad magic number: first bytes ", idx_impl::hex_byte(b[0]), " ",
+                          idx_impl::hex_byte(b[1]), ", expected 0x00 0x00)");
     if (b[2] != 0x08)
-        fmd::detail::fail(where, "path", "'", path, "' has IDX element type ", detail::hex_byte(b[2]), ", only 0x08 (unsigned byte) is supported");
+        fmd::detail::fail(where, "path", "'", path, "' has IDX element type ", idx_impl::hex_byte(b[2]), ", only 0x08 (unsigned byte) is supported");
     const int r = b[3];
     if (r < 1) fmd::detail::fail(where, "path", "'", path, "' is not an IDX file (bad magic number: 0 dimensions)");
     const std::size_t header = 4 + 4 * static_cast<std::size_t>(r);
