@@ -396,3 +396,28 @@ TEST_CASE("A full integrate loop over a pre-built grid allocates nothing after a
     CHECK(recorded.eigen_mallocs + recorded.news > 0);
     CHECK(recorder.states.size() == sde_grid.size());
 }
+
+TEMPLATE_TEST_CASE("Dopri5 allocates nothing after the first solve on the same shape", "[alloc][dopri5]", float, double) {
+    // The first solve sizes the nine stage/state buffers; later solves (output grid, either
+    // direction, FSAL pointer swaps, rejected steps included) reuse them.
+    using S = TestType;
+    const fmd::GaussianPath<sch::Linear> path;
+    fmd::MixtureOracle oracle(path, mixture<S>(2));
+    auto u = oracle.velocity_field();
+    fmd::Rng rng(8);
+    Matrix<S> x(2, 64);
+    fmd::fill_normal(x, rng);
+    const Matrix<S> start = x;
+    sol::Dopri5<S> dopri({.rtol = 1e-5, .atol = 1e-5, .first_step = 0.5});  // too large: rejections
+    const std::vector<double> forward{0.0, 0.3, 0.7, 1.0}, backward{1.0, 0.5, 0.0};
+    fmd::SolveStats s;
+    const auto first = count_allocations([&] { s = dopri.integrate(u, x, forward); });
+    CHECK(first.eigen_mallocs > 0);
+    x = start;
+    CHECK_NO_ALLOCATIONS(count_allocations([&] {
+        s = dopri.integrate(u, x, forward);
+        dopri.integrate(u, x, backward);
+    }));
+    CHECK(s.rejected > 0);
+    CHECK(x.allFinite());
+}
