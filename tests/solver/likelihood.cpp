@@ -1,6 +1,6 @@
 // Likelihood by the instantaneous change of variables (theory.md §8.4,
 // include/fmd/solver/likelihood.hpp): exact-divergence log p_1 of Gaussian-mixture points
-// against the oracle's closed form (theory.md §8.1) for two schedules, with Dopri5 and RK4;
+// against the oracle's closed form (theory.md §8.1) for two schedules, with Dopri5, RK4 and AB3;
 // a linear field with a JVP against its Gaussian closed form; Hutchinson unbiased within its
 // standard error and its probes held fixed along the trajectory; central-difference divergence
 // against the analytic one; evaluation counts; argument checks.
@@ -119,12 +119,17 @@ void check_oracle_likelihood(const Path& path, const std::string& label) {
     const fmd::Likelihood<double> a = fmd::log_likelihood(u, x, dopri);
     sol::RK4<double> rk4;
     const fmd::Likelihood<double> b = fmd::log_likelihood(u, x, fmd::grid::uniform(200), rk4);
+    sol::AB3<double> ab3;  // multistep, walked backward: its history restarts at t = 1
+    const fmd::Likelihood<double> c = fmd::log_likelihood(u, x, fmd::grid::uniform(200), ab3);
     const double err_a = (a.log_p - closed).cwiseAbs().maxCoeff();
     const double err_b = (b.log_p - closed).cwiseAbs().maxCoeff();
+    const double err_c = (c.log_p - closed).cwiseAbs().maxCoeff();
     INFO(label << ": max |log p - closed form|: Dopri5 " << err_a << " (" << a.stats.nfe << " NFE, " << a.stats.steps
-               << " accepted, " << a.stats.rejected << " rejected), RK4-200 " << err_b);
+               << " accepted, " << a.stats.rejected << " rejected), RK4-200 " << err_b << ", AB3-200 " << err_c);
     CHECK(err_a <= 1e-3);
     CHECK(err_b <= 1e-3);
+    CHECK(err_c <= 1e-3);
+    CHECK(c.stats.nfe == 201);  // AB3 on n steps: n + 1 (Heun start)
     // X_0 has the base density: log p_0(X_0) from the oracle equals the N(0, I) term used.
     Vector<double> log_p0(x.cols());
     oracle.log_density(a.x0, 0.0, log_p0);
