@@ -1,0 +1,162 @@
+// fmd side of the side-by-side comparison with PyTorch (benchmarks/compare/run.sh drives both).
+// The workload is the seed's checkerboard (cfm-from-first-principles.md): the notebook MLP in
+// float32, AdamW lr 1e-4, batch B, x_t = (1 − t) x0 + t x1, target x1 − x0, Euler sampling.
+//
+//   fmd_compare speed   --threads N          ms per training step (batch 64, 256), per Euler step
+//                                            on 1000 points, and Eigen's sgemm GFLOP/s
+//   fmd_compare data    --file F --n 10000   writes checkerboard training points (shared with torch)
+//   fmd_compare quality --file F --steps K --samples-out G
+//                                            trains K steps on F, samples 1000 points with 1000 Euler
+//                                            steps, prints the filled-square fraction
+//   fmd_compare score   --file G             filled-square fraction of a sample file (torch's)
+//
+// Output lines are "key value" pairs for the driver. Files are raw: int64 rows, int64 cols, then
+// float32 column-major (rows = 2).
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include <fmd/fmd.hpp>
+#include <fmd/nn/nn.hpp>
+#include <fmd/train/train.hpp>
+
+#include "common/cli.hpp"
+
+using S = float;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+void write_points(const std::string& file, const fmd::Matrix<S>& m) {
+    std::ofstream f(file, std::ios::binary);
+    const std::int64_t shape[2] = {m.rows(), m.cols()};
+    f.write(reinterpret_cast<const char*>(shape), sizeof shape);
+    f.write(reinterpret_cast<const char*>(m.data()), static_cast<std::streamsize>(sizeof(S) * static_cast<std::size_t>(m.size())));
+    if (!f) throw std::runtime_error("cannot write " + file);
+}
+
+fmd::Matrix<S> read_points(const std::string& file) {
+    std::ifstream f(file, std::ios::binary);
+    std::int64_t shape[2] = {0, 0};
+    f.read(reinterpret_cast<char*>(shape), sizeof shape);
+    if (!f || shape[0] != 2 || shape[1] <= 0) throw std::runtime_error(file + ": not a 2 x n point file");
+    fmd::Matrix<S> m(2, shape[1]);
+    f.read(reinterpret_cast<char*>(m.data()), static_cast<std::streamsize>(sizeof(S) * static_cast<std::size_t>(m.size())));
+    if (!f) throw std::runtime_error(file + ": truncated");
+    return m;
+}
+
+/// Median over `reps` timed runs of `iters` calls, in milliseconds per call (after `warm` calls).
+template <class F>
+double median_ms(F&& f, int warm, int iters, int reps) {
+    for (int i = 0; i < warm; ++i) f();
+    std::vector<double> ms;
+    for (int r = 0; r < reps; ++r) {
+        const auto t0 = Clock::now();
+        for (int i = 0; i < iters; ++i) f();
+        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / iters);
+    }
+    std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
+    return ms[static_cast<std::size_t>(reps / 2)];
+}
+
+fmd::nn::MLP<S> seed_model(fmd::Rng& rng) { return fmd::nn::MLP<S>({.dim = 2, .width = 512, .depth = 5}, rng); }
+
+int speed() {
+    fmd::Rng rng(0);
+    const fmd::data::Checkerboard board;
+    fmd::Matrix<S> points(2, 10000);
+    board.sample(points, rng);
+    const fmd::data::Dataset<S> data(points);
+    fmd::GaussianPath<fmd::schedule::Linear> path;
+
+    for (long batch : {64L, 256L}) {
+        auto net = seed_model(rng);
+        fmd::nn::AdamW<S> opt(net.parameter_count(), {.lr = 1e-4});
+        fmd::train::Trainer trainer(path, fmd::loss::cfm, net, opt, {.batch_size = batch});
+        const double ms = median_ms([&] { trainer.train_step(data, rng); }, 20, batch == 64 ? 100 : 30, 5);
+        std::printf("train_b%ld_ms %.4f\n", batch, ms);
+    }
+    {
+        auto net = seed_model(rng);
+        fmd::Matrix<S> x(2, 1000), u(2, 1000);
+        fmd::fill_normal(x, rng);
+        fmd::solver::Euler<S> euler;
+        double t = 0.0;
+        const double h = 1e-3;
+        const double ms = median_ms([&] { euler.step(net, fmd::Out<S>(x), t, h); t = t + h < 1.0 ? t + h : 0.0; }, 10, 50, 5);
+        std::printf("sample_n1000_ms %.4f\n", ms);
+    }
+    {
+        // The machine's sgemm rate through Eigen, at the MLP's hidden-layer shape.
+        for (long n : {64L, 256L, 1000L}) {
+            fmd::Matrix<S> a = fmd::Matrix<S>::Random(512, 512), b = fmd::Matrix<S>::Random(512, n), c(512, n);
+            const double ms = median_ms([&] { c.noalias() = a * b; }, 5, 200, 5);
+            std::printf("sgemm_512x512x%ld_gflops %.2f\n", n, 2.0 * 512 * 512 * static_cast<double>(n) / (ms * 1e6));
+        }
+    }
+    return 0;
+}
+
+int quality(const std::string& file, long steps, const std::string& samples_out, unsigned long seed) {
+    fmd::Rng rng(seed);
+    const fmd::data::Dataset<S> data(read_points(file));
+    auto net = seed_model(rng);
+    fmd::nn::AdamW<S> opt(net.parameter_count(), {.lr = 1e-4});
+    fmd::GaussianPath<fmd::schedule::Linear> path;
+    fmd::train::Trainer trainer(path, fmd::loss::cfm, net, opt, {.batch_size = 64});
+    const auto t0 = Clock::now();
+    for (long k = 0; k < steps; ++k) trainer.train_step(data, rng);
+    const double train_s = std::chrono::duration<double>(Clock::now() - t0).count();
+
+    fmd::Matrix<S> x(2, 1000);
+    fmd::fill_normal(x, rng);
+    fmd::solver::Euler<S> euler;
+    fmd::sample(net, x, fmd::grid::uniform(1000), euler);
+    if (!samples_out.empty()) write_points(samples_out, x);
+    std::printf("train_seconds %.2f\nfilled %.4f\n", train_s, fmd::data::Checkerboard{}.filled_fraction(x));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::fputs("usage: fmd_compare speed|data|quality|score [--threads N] [--file F] [--n N] [--steps K] [--samples-out G] [--seed S]\n", stderr);
+        return 2;
+    }
+    const std::string mode = argv[1];
+    cli::Args args(argc - 1, argv + 1);
+    const long threads = args.integer("threads", 1);
+    const std::string file = args.str("file", "");
+    const long n = args.integer("n", 10000);
+    const long steps = args.integer("steps", 1000);
+    const std::string samples_out = args.str("samples-out", "");
+    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
+    args.finish();
+    Eigen::setNbThreads(static_cast<int>(threads));
+    std::printf("threads %d\n", Eigen::nbThreads());
+
+    if (mode == "speed") return speed();
+    if (mode == "data") {
+        fmd::Rng rng(seed);
+        fmd::Matrix<S> points(2, n);
+        fmd::data::Checkerboard{}.sample(points, rng);
+        write_points(file, points);
+        return 0;
+    }
+    if (mode == "quality") return quality(file, steps, samples_out, seed);
+    if (mode == "score") {
+        std::printf("filled %.4f\n", fmd::data::Checkerboard{}.filled_fraction(read_points(file)));
+        return 0;
+    }
+    std::fprintf(stderr, "fmd_compare: unknown mode '%s'\n", mode.c_str());
+    return 2;
+}
