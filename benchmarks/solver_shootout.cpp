@@ -1,0 +1,355 @@
+// Solver shoot-out: final-state error against a tightly resolved reference, per ODE solver, as a
+// function of the number of field evaluations (NFE), on
+//   (a) a 2-D Gaussian-mixture oracle (theory.md §8.1, exact marginal velocity),
+//   (b) a 64-D Gaussian-mixture oracle,
+//   (c) the trained checkerboard model (the seed network of example 02, float32).
+// All three use the linear (CondOT) path and start from the same N(0, I) draw at t = 0.
+//
+// Error = RMS over samples of ‖x_1 − x_1^ref‖₂. The reference is Dopri5 in double at rtol = atol
+// = 1e-10 (oracles) or 1e-8 (network, evaluated in double with the same weights); its own error
+// is printed as the distance to a solve at 10× looser tolerance.
+//
+// Headline: the fewest NFE at which each solver's error falls to Euler-1000's error on the same
+// problem (budgets scanned upward: every NFE to 64, then ~8 % apart; Dopri5 over a tolerance
+// sweep). Output: tables on stdout and OUT/solver_shootout.png (log-log error vs NFE).
+//
+//   solver_shootout [--out DIR] [--checkpoint FILE] [--train-steps 20000] [--points 512]
+//                   [--no-network] [--seed 0]
+// Without --checkpoint (or when FILE does not exist) the seed checkerboard model is trained for
+// --train-steps steps first and saved to FILE (default DIR/shootout_checkerboard.ckpt), so
+// later runs reuse it. `02_checkerboard --checkpoint FILE` writes a compatible file.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <fmd/fmd.hpp>
+#include <fmd/nn/nn.hpp>
+#include <fmd/train/train.hpp>
+
+#include "common/cli.hpp"
+#include "common/plot.hpp"
+
+namespace {
+
+using fmd::Matrix;
+using Path = fmd::GaussianPath<fmd::schedule::Linear>;
+using Clock = std::chrono::steady_clock;
+
+const std::vector<long> ladder_budgets{4, 8, 16, 32, 64, 128, 1000};
+
+/// One fixed-step solver: NFE(steps) = k·steps + extra; run(x, steps) solves in place.
+template <class S>
+struct Entry {
+    std::string name;
+    long k = 1, extra = 0, min_steps = 1;
+    std::function<fmd::SolveStats(Matrix<S>&, long)> run;
+    long steps_for(long budget) const { return (budget - extra) / k; }
+};
+
+/// [0] followed by the EDM ρ-grid with n − 1 steps: n steps from t = 0 (theory.md §7.3).
+std::vector<double> edm_from_zero(const Path& path, long n) {
+    auto g = fmd::grid::edm(path, n - 1);
+    g.insert(g.begin(), 0.0);
+    return fmd::grid::from(std::move(g));
+}
+
+template <class S, class F>
+std::vector<Entry<S>> solvers(F& u, const Path& path) {
+    namespace sol = fmd::solver;
+    auto fixed = [&u](auto stepper, auto grid) {
+        return [&u, stepper, grid](Matrix<S>& x, long n) mutable { return fmd::sample(u, x, grid(n), stepper); };
+    };
+    auto uniform = [](long n) { return fmd::grid::uniform(n); };
+    auto cosine = [](long n) { return fmd::grid::cosine(n); };
+    auto edm = [path](long n) { return edm_from_zero(path, n); };
+    return {
+        {"Euler", 1, 0, 1, fixed(sol::Euler<S>{}, uniform)},
+        {"Midpoint", 2, 0, 1, fixed(sol::Midpoint<S>{}, uniform)},
+        {"Heun", 2, 0, 1, fixed(sol::Heun<S>{}, uniform)},
+        {"Heun, EDM grid", 2, 0, 2, fixed(sol::Heun<S>{}, edm)},
+        {"RK4", 4, 0, 1, fixed(sol::RK4<S>{}, uniform)},
+        {"AB2", 1, 0, 1, fixed(sol::AB2<S>{}, uniform)},
+        {"AB3", 1, 1, 1, fixed(sol::AB3<S>{}, uniform)},
+        {"AB3, cosine grid", 1, 1, 1, fixed(sol::AB3<S>{}, cosine)},
+        {"DPM++2M", 1, 0, 1, fixed(sol::dpm_solver_2m<S>(path), uniform)},
+        {"DPM++2M, cosine grid", 1, 0, 1, fixed(sol::dpm_solver_2m<S>(path), cosine)},
+        {"DPM++2M, EDM grid", 1, 0, 2, fixed(sol::dpm_solver_2m<S>(path), edm)},
+    };
+}
+
+template <class S>
+double rms_error(const Matrix<S>& x, const Matrix<double>& ref) {
+    return std::sqrt((x.template cast<double>() - ref).colwise().squaredNorm().mean());
+}
+
+struct Point {
+    long nfe;
+    double error;
+};
+struct Curve {
+    std::string name;
+    std::vector<Point> ladder;  // at the ladder budgets
+    long headline = -1;         // fewest NFE reaching the target; -1: not within 1000
+};
+struct Result {
+    std::string problem;
+    double target = 0, reference_error = 0;
+    std::vector<Curve> curves;
+};
+
+/// Budgets scanned for the headline: every NFE up to 64, then ~8 % apart, up to 1000.
+std::vector<long> scan_budgets() {
+    std::vector<long> b;
+    for (long n = 1; n <= 64; ++n) b.push_back(n);
+    while (b.back() < 1000) b.push_back(std::min(1000L, static_cast<long>(std::ceil(static_cast<double>(b.back()) * 1.08))));
+    return b;
+}
+
+template <class S, class F>
+Result shootout(const std::string& problem, F& u, const Path& path, const Matrix<S>& x0, const Matrix<double>& reference, double reference_error) {
+    const auto t_start = Clock::now();
+    Result r{problem, 0.0, reference_error, {}};
+    auto entries = solvers<S>(u, path);
+    auto solve = [&](Entry<S>& e, long steps) {
+        Matrix<S> x = x0;
+        const auto stats = e.run(x, steps);
+        if (stats.nfe != e.k * steps + e.extra) fmd::detail::fail("solver_shootout", "nfe", e.name, " reported ", stats.nfe);
+        return Point{stats.nfe, rms_error(x, reference)};
+    };
+    r.target = solve(entries[0], 1000).error;  // Euler, 1000 steps
+    for (auto& e : entries) {
+        Curve c{e.name, {}, -1};
+        for (long b : ladder_budgets) {
+            const long steps = e.steps_for(b);
+            if (steps >= e.min_steps) c.ladder.push_back(solve(e, steps));
+        }
+        if (e.name == "Euler") c.headline = 1000;  // the target itself
+        else
+            for (long b : scan_budgets()) {
+                const long steps = e.steps_for(b);
+                if (steps < e.min_steps || e.k * steps + e.extra != b) continue;
+                if (solve(e, steps).error <= r.target) {
+                    c.headline = b;
+                    break;
+                }
+            }
+        r.curves.push_back(std::move(c));
+    }
+    // Dopri5 over a tolerance sweep (rtol = atol), down to what the scalar allows.
+    Curve c{"Dopri5 (rtol sweep)", {}, -1};
+    const double floor = 20.0 * static_cast<double>(std::numeric_limits<S>::epsilon());
+    for (double tol = 1e-1; tol >= floor; tol /= std::sqrt(10.0)) {
+        fmd::solver::Dopri5<S> dp({.rtol = tol, .atol = tol});
+        Matrix<S> x = x0;
+        const auto stats = fmd::sample(u, x, fmd::grid::uniform(1), dp);
+        c.ladder.push_back({stats.nfe, rms_error(x, reference)});
+        if (c.ladder.back().error <= r.target && (c.headline < 0 || stats.nfe < c.headline)) c.headline = stats.nfe;
+        if (stats.nfe > 1000) break;
+    }
+    r.curves.push_back(std::move(c));
+    std::printf("  (%s: %.1f s)\n", problem.c_str(), std::chrono::duration<double>(Clock::now() - t_start).count());
+    return r;
+}
+
+void print(const Result& r) {
+    std::printf("\n== %s ==\nEuler-1000 error (target) %.3e; reference error %.1e\n", r.problem.c_str(), r.target, r.reference_error);
+    std::printf("%-22s", "solver \\ NFE");
+    for (long b : ladder_budgets) std::printf(" %9ld", b);
+    std::printf("   fewest NFE to reach target\n");
+    for (const auto& c : r.curves) {
+        std::printf("%-22s", c.name.c_str());
+        if (c.name.rfind("Dopri5", 0) == 0) {
+            std::printf(" ");
+            for (const auto& p : c.ladder) std::printf(" %ld:%.1e", p.nfe, p.error);
+        } else {
+            std::size_t i = 0;
+            for (long b : ladder_budgets) {
+                if (i < c.ladder.size() && c.ladder[i].nfe <= b && (i + 1 == c.ladder.size() || c.ladder[i + 1].nfe > b))
+                    std::printf(" %9.2e", c.ladder[i++].error);
+                else std::printf(" %9s", "-");
+            }
+        }
+        if (c.headline > 0) std::printf("   %ld\n", c.headline);
+        else std::printf("   > 1000\n");
+    }
+}
+
+/// Reference final states: Dopri5 in double at `tol`, and its distance to a 10× looser solve.
+template <class F>
+std::pair<Matrix<double>, double> reference_solution(F& u, const Matrix<double>& x0, double tol) {
+    Matrix<double> x = x0, loose = x0;
+    fmd::solver::Dopri5<double> tight({.rtol = tol, .atol = tol}), coarse({.rtol = 10 * tol, .atol = 10 * tol});
+    fmd::sample(u, x, fmd::grid::uniform(1), tight);
+    fmd::sample(u, loose, fmd::grid::uniform(1), coarse);
+    return {x, rms_error(loose, x)};
+}
+
+fmd::GaussianMixture<double> mixture_64d(fmd::Rng& rng) {
+    const int d = 64, K = 16;
+    Matrix<double> mu(d, K);
+    fmd::fill_normal(mu, rng);
+    mu *= 0.5;  // ‖μ_k‖ ≈ 4, like the 2-D ring
+    fmd::Vector<double> sd(K), w(K);
+    for (int k = 0; k < K; ++k) {
+        sd(k) = 0.5 + 0.5 * fmd::uniform01(rng);
+        w(k) = 0.5 + fmd::uniform01(rng);
+    }
+    return {mu, sd, w};
+}
+
+/// The seed checkerboard network: loaded from `file`, or trained and saved there first.
+fmd::nn::MLP<float> checkerboard_model(const std::string& file, long train_steps, fmd::Rng& rng) {
+    const fmd::nn::MLPConfig config{.dim = 2, .width = 512, .depth = 5};
+    fmd::nn::MLP<float> net(config, rng);
+    if (std::filesystem::exists(file)) {
+        const auto ck = fmd::train::load_checkpoint<float>(file);
+        if (ck.architecture != net.describe()) fmd::detail::fail("solver_shootout", "checkpoint", "'", file, "' holds ", ck.architecture, ", expected ", net.describe());
+        net.parameters() = ck.parameters;
+        std::printf("checkerboard model: loaded %s (%llu training steps)\n", file.c_str(), static_cast<unsigned long long>(ck.step));
+        return net;
+    }
+    std::printf("checkerboard model: training the seed MLP for %ld steps (saved to %s)\n", train_steps, file.c_str());
+    const fmd::data::Checkerboard board;
+    Matrix<float> points(2, 10000);
+    board.sample(points, rng);
+    const fmd::data::Dataset<float> data(points);
+    fmd::nn::AdamW<float> opt(net.parameter_count(), {.lr = 1e-4});
+    Path path;
+    fmd::train::Trainer trainer(path, fmd::loss::cfm, net, opt, {.batch_size = 64});
+    fmd::train::Progress progress(std::max(1L, train_steps / 10));
+    fmd::train::CheckpointEvery saver{train_steps, file};
+    fmd::train::fit(trainer, data, rng, train_steps, progress, saver);
+    return net;
+}
+
+// ---- plot: log10 error against log10 NFE, one panel per problem, legend panel last ----
+const std::vector<plot::Color> palette{plot::black, plot::blue, plot::orange, {140, 86, 75}, plot::green, {23, 190, 207}, plot::red,
+                                       {255, 152, 150}, plot::purple, {197, 176, 213}, {188, 189, 34}, {227, 119, 194}};
+
+plot::Canvas panel(const Result& r) {
+    double lo = std::log10(r.target), hi = lo;
+    for (const auto& c : r.curves)
+        for (const auto& p : c.ladder)
+            if (p.error > 0) lo = std::min(lo, std::log10(p.error)), hi = std::max(hi, std::log10(p.error));
+    lo = std::floor(lo), hi = std::ceil(hi);
+    const double x0 = std::log10(3.0), x1 = std::log10(1500.0);
+    plot::Canvas c(480, 360, x0 - 0.12 * (x1 - x0), x1, lo - 0.08 * (hi - lo), hi);
+    c.frame();
+    for (double e = lo; e <= hi; e += 1) {  // decades of error
+        c.line(x0, e, x1, e, plot::Color{225, 225, 225});
+        c.text(2, static_cast<int>(c.row(e)) - 4, "1e" + std::to_string(static_cast<int>(e)), plot::gray, 1);
+    }
+    for (long n : {4L, 16L, 64L, 256L, 1000L}) {  // NFE ticks
+        c.line(std::log10(n), lo, std::log10(n), hi, plot::Color{225, 225, 225});
+        c.text(static_cast<int>(c.col(std::log10(n))) + 2, c.height() - 12, std::to_string(n), plot::gray, 1);
+    }
+    c.line(x0, std::log10(r.target), x1, std::log10(r.target), plot::gray);  // Euler-1000's error
+    for (std::size_t k = 0; k < r.curves.size(); ++k) {
+        const auto& pts = r.curves[k].ladder;
+        const auto col = palette[k % palette.size()];
+        for (std::size_t i = 0; i < pts.size(); ++i) {
+            if (pts[i].error <= 0) continue;
+            const double px = std::log10(static_cast<double>(pts[i].nfe)), py = std::log10(pts[i].error);
+            c.dot(px, py, col, 2.0, 1.0);
+            if (i + 1 < pts.size() && pts[i + 1].error > 0)
+                c.line(px, py, std::log10(static_cast<double>(pts[i + 1].nfe)), std::log10(pts[i + 1].error), col);
+        }
+    }
+    return c;
+}
+
+plot::Canvas legend(const Result& r) {
+    plot::Canvas c(480, 360);
+    for (std::size_t k = 0; k < r.curves.size(); ++k) {
+        const int y = 16 + static_cast<int>(k) * 26;
+        for (int i = 16; i < 46; ++i)
+            for (int w = -1; w <= 1; ++w) c.set(i, y + 6 + w, palette[k % palette.size()]);
+        c.text(56, y, r.curves[k].name, plot::black, 2);
+    }
+    c.text(16, 16 + static_cast<int>(r.curves.size()) * 26, "gray line: Euler-1000 error", plot::gray, 2);
+    c.text(16, 40 + static_cast<int>(r.curves.size()) * 26, "x: NFE (log), y: RMS final error (log)", plot::gray, 2);
+    return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    cli::Args args(argc, argv);
+    if (args.help()) {
+        std::puts("solver_shootout [--out DIR] [--checkpoint FILE] [--train-steps 20000] [--points 512] [--no-network] [--seed 0]");
+        return 0;
+    }
+    const std::string out = args.str("out", ".");
+    const std::string ckpt = args.str("checkpoint", out + "/shootout_checkerboard.ckpt");
+    const long train_steps = args.integer("train-steps", 20000);
+    const long n_net = args.integer("points", 512);
+    const bool network = !args.flag("no-network");
+    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
+    args.finish();
+    std::filesystem::create_directories(out);
+
+    fmd::Rng rng(seed);
+    const Path path;
+    std::vector<Result> results;
+
+    {  // (a) 2-D: 8 Gaussians of std 0.25 on a circle of radius 4 (sharp late-time dynamics)
+        fmd::MixtureOracle oracle(path, fmd::GaussianMixture<double>::ring(8, 4.0, 0.25));
+        auto u = oracle.velocity_field();
+        Matrix<double> x0(2, 2000);
+        fmd::fill_normal(x0, rng);
+        const auto [ref, ref_err] = reference_solution(u, x0, 1e-10);
+        results.push_back(shootout("2-D mixture (8-ring, std 0.25), 2000 samples, double", u, path, x0, ref, ref_err));
+        print(results.back());
+    }
+    {  // (b) 64-D: 16 components, stds 0.5 … 1
+        fmd::MixtureOracle oracle(path, mixture_64d(rng));
+        auto u = oracle.velocity_field();
+        Matrix<double> x0(64, 1000);
+        fmd::fill_normal(x0, rng);
+        const auto [ref, ref_err] = reference_solution(u, x0, 1e-10);
+        results.push_back(shootout("64-D mixture (16 components), 1000 samples, double", u, path, x0, ref, ref_err));
+        print(results.back());
+    }
+    if (network) {  // (c) the trained checkerboard network, float32; reference in double
+        auto net = checkerboard_model(ckpt, train_steps, rng);
+        fmd::nn::MLP<double> net64(net.config());
+        net64.parameters() = net.parameters().cast<double>();
+        Matrix<double> x0(2, n_net);
+        fmd::fill_normal(x0, rng);
+        const auto [ref, ref_err] = reference_solution(net64, x0, 1e-8);
+        const Matrix<float> x0f = x0.cast<float>();
+        results.push_back(shootout("trained checkerboard MLP, " + std::to_string(n_net) + " samples, float32", net, path, x0f, ref, ref_err));
+        print(results.back());
+    }
+
+    std::printf("\nHeadline: fewest NFE to reach Euler-1000's final-state error\n%-22s", "solver");
+    for (const auto& r : results) std::printf(" %14s", r.problem.substr(0, r.problem.find(',')).substr(0, 14).c_str());
+    std::printf("\n");
+    for (std::size_t k = 0; k < results[0].curves.size(); ++k) {
+        std::printf("%-22s", results[0].curves[k].name.c_str());
+        for (const auto& r : results) {
+            const long h = r.curves[k].headline;
+            if (h > 0) std::printf(" %14ld", h);
+            else std::printf(" %14s", "> 1000");
+        }
+        std::printf("\n");
+    }
+
+    std::vector<plot::Canvas> panels;
+    std::vector<std::string> titles;
+    for (const auto& r : results) {
+        panels.push_back(panel(r));
+        titles.push_back(r.problem.substr(0, r.problem.find(',')));
+    }
+    panels.push_back(legend(results[0]));
+    titles.emplace_back("solvers");
+    plot::save_panels(panels, titles, 2, out + "/solver_shootout.png");
+    std::printf("wrote %s/solver_shootout.png\n", out.c_str());
+    return 0;
+}
