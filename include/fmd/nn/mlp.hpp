@@ -248,7 +248,62 @@ public:
         eval_impl(x, t, labels, out);
     }
 
+    /// Forward-mode Jacobian–vector product at one time: out = (∂u_t/∂x)(x) v, column by column
+    /// (fmd::JvpField; exact divergences for likelihoods, theory.md §8.4). The tangent rides
+    /// along the sampling pass: ṫa ← W ṫa through every linear map, ⊙ act'(z) at every
+    /// activation (relu'(0) = 0), no biases; about twice the cost of operator(). A conditional
+    /// network differentiates u(x|∅). v: dim x n like x; out: out_dim x n (may alias x or v).
+    void jvp(In<S> x, double t, In<S> v, Out<S> out) {
+        constexpr std::string_view where = "nn::MLP::jvp";
+        check_batch(where, x, out);
+        if (v.rows() != x.rows() || v.cols() != x.cols())
+            detail::fail(where, "v", "must be ", x.rows(), " x ", x.cols(), " like x, got ", v.rows(), " x ", v.cols());
+        if (!std::isfinite(t)) detail::fail(where, "t", "must be finite, got ", t);
+        const Index n = x.cols();
+        ensure_eval(n);
+        ensure_tangent(n);
+
+        embedding_.embed<S>(t, emb1_);
+        Linear<S> in = layer(input_layer), tl = layer(time_layer);
+        tvec_.noalias() = tl.weight * emb1_;
+        tvec_ += tl.bias + in.bias;
+        if (config_.num_classes > 0) tvec_ += class_table().col(null_label());
+        Matrix<S>* a = &e0_;
+        Matrix<S>* b = &e1_;
+        Matrix<S>* ta = &j0_;
+        Matrix<S>* tb = &j1_;
+        a->leftCols(n).noalias() = in.weight * x;
+        a->leftCols(n).colwise() += tvec_;
+        ta->leftCols(n).noalias() = in.weight * v;
+        for (Index k = 1; k <= config_.depth; ++k) {
+            Linear<S> l = layer(hidden_layer(k));
+            b->leftCols(n).noalias() = l.weight * a->leftCols(n);
+            tb->leftCols(n).noalias() = l.weight * ta->leftCols(n);
+            if (config_.activation == Activation::relu) {
+                relu_forward<S>(l.bias, b->leftCols(n));
+                relu_backward<S>(b->leftCols(n), tb->leftCols(n));  // ⊙ 1[z > 0], read off relu(z)
+            } else {
+                for (Index j = 0; j < n; ++j)  // silu'(z) = σ + silu(z)(1 − σ)
+                    for (Index i = 0; i < b->rows(); ++i) {
+                        const S z = (*b)(i, j) + l.bias(i), sig = S(1) / (S(1) + std::exp(-z));
+                        (*b)(i, j) = z * sig;
+                        (*tb)(i, j) *= sig + z * sig * (S(1) - sig);
+                    }
+            }
+            std::swap(a, b);
+            std::swap(ta, tb);
+        }
+        out.noalias() = layer(output_layer()).weight * ta->leftCols(n);
+    }
+
 private:
+    void ensure_tangent(Index n) {
+        if (n <= cap_tangent_) return;
+        j0_.resize(config_.width, n);
+        j1_.resize(config_.width, n);
+        cap_tangent_ = n;
+    }
+
     void eval_impl(In<S> x, double t, Labels labels, Out<S> out) {
         constexpr std::string_view where = "nn::MLP::operator()";
         check_batch(where, x, out);
@@ -284,11 +339,11 @@ private:
 public:
     /// Frees the workspaces (they grow to the largest batch seen and are reused for smaller ones).
     void release_workspaces() {
-        for (Matrix<S>* m : {&x_, &emb_, &g0_, &g1_, &e0_, &e1_}) m->resize(0, 0);
+        for (Matrix<S>* m : {&x_, &emb_, &g0_, &g1_, &e0_, &e1_, &j0_, &j1_}) m->resize(0, 0);
         for (auto& m : act_) m.resize(0, 0);
         for (auto& m : sig_) m.resize(0, 0);
         labels_ = {};
-        cap_train_ = cap_eval_ = 0;
+        cap_train_ = cap_eval_ = cap_tangent_ = 0;
         n_train_ = -1;
         has_forward_ = false;
     }
@@ -458,8 +513,9 @@ private:
     std::vector<int> labels_;       // labels of the last forward (∅ for unlabelled calls)
 
     // Sampling workspace, separate so sampling between forward and backward is safe.
-    Index cap_eval_ = 0;
+    Index cap_eval_ = 0, cap_tangent_ = 0;
     Matrix<S> e0_, e1_;
+    Matrix<S> j0_, j1_;  // jvp tangents
     Vector<S> emb1_, tvec_;
 };
 
