@@ -20,17 +20,15 @@
 #include <fmd/field/conditional_mixture.hpp>
 #include <fmd/field/guidance.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 using fmd::Matrix;
 using fmd::Vector;
 
-auto names(const std::string& argument) {
-    const std::string needle = "argument '" + argument + "'";
-    return Catch::Predicate<fmd::error>(
-        [needle](const fmd::error& e) { return std::string(e.what()).find(needle) != std::string::npos; },
-        "fmd::error naming " + needle);
-}
+using fmd_test::names;
+using fmd_test::sliced_w2;
 
 // Three components in 2-D; class 0 owns two of them (a group), class 1 one.
 template <class S>
@@ -58,12 +56,6 @@ fmd::GaussianMixture<S> by_hand(int y) {
         w << S(1);
     }
     return {mu, sd, w};
-}
-
-// Mean over directions of 1-D W2² between sorted projections, for equal sample counts.
-double sliced_w2(const Matrix<double>& a, const Matrix<double>& b) {
-    fmd::Rng rng(5);
-    return fmd::metrics::sliced_wasserstein(a, b, 64, rng);
 }
 
 }  // namespace

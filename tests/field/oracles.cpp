@@ -18,6 +18,8 @@
 
 #include <fmd/fmd.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 namespace sch = fmd::schedule;
@@ -27,12 +29,7 @@ using fmd::Vector;
 // ---------------------------------------------------------------------------------------------
 // Error-message checks: every bad input throws fmd::error naming the argument.
 
-auto names(const std::string& argument) {
-    const std::string needle = "argument '" + argument + "'";
-    return Catch::Predicate<fmd::error>(
-        [needle](const fmd::error& e) { return std::string(e.what()).find(needle) != std::string::npos; },
-        "fmd::error naming " + needle);
-}
+using fmd_test::names;
 
 // ---------------------------------------------------------------------------------------------
 // Precision per scalar type. The finite-difference steps are powers of two and every test point
@@ -90,16 +87,6 @@ fmd::GaussianMixture<S> mixture_1d() {
     return {mu, sd, w};
 }
 template <class S>
-fmd::GaussianMixture<S> mixture_2d() {
-    Matrix<S> mu(2, 3);
-    mu << -2.0, 0.5, 1.5,  //
-        1.0, -1.5, 2.0;
-    Vector<S> sd(3), w(3);
-    sd << 0.3, 0.6, 1.0;
-    w << 5, 3, 2;
-    return {mu, sd, w};
-}
-template <class S>
 fmd::GaussianMixture<S> mixture_3d() {
     Matrix<S> mu(3, 4);
     mu << 1.0, -1.0, 0.0, 2.0,  //
@@ -126,7 +113,7 @@ fmd::GaussianMixture<S> mixture_5d() {
 
 template <class S>
 std::vector<std::pair<std::string, fmd::GaussianMixture<S>>> mixtures() {
-    return {{"1-D", mixture_1d<S>()}, {"2-D", mixture_2d<S>()}, {"3-D", mixture_3d<S>()}, {"5-D", mixture_5d<S>()}};
+    return {{"1-D", mixture_1d<S>()}, {"2-D", fmd_test::three_component_mixture<S>()}, {"3-D", mixture_3d<S>()}, {"5-D", mixture_5d<S>()}};
 }
 
 // Calls fn(path, mixture, label) for every mixture under the linear, cosine and VP schedules.
@@ -471,7 +458,7 @@ TEST_CASE("MixtureOracle fields are finite at t = 1 for schedules with an infini
     // βD = α̇β² − αββ̇ (→ ½β_min and ½, table of §5.3).
     // The product β·β̇ would be 0·(−∞) = NaN there; the schedules supply ββ̇ directly, and Heun/RK4
     // evaluate at t = 1 (theory.md §7.3), so this must hold.
-    const auto mix = mixture_2d<double>();
+    const auto mix = fmd_test::three_component_mixture<double>();
     fmd::MixtureOracle vp(fmd::GaussianPath<sch::VP>(sch::VP{}), mix);
     fmd::MixtureOracle sqrt_oracle(fmd::GaussianPath<sch::Sqrt>{}, mix);
     fmd::MixtureOracle lin(fmd::GaussianPath<sch::Linear>{}, mix);
@@ -500,7 +487,7 @@ TEST_CASE("MixtureOracle fields are finite at t = 1 for schedules with an infini
 }
 
 TEST_CASE("MixtureOracle rejects bad inputs naming the argument", "[field][oracle][errors]") {
-    const auto mix = mixture_2d<double>();
+    const auto mix = fmd_test::three_component_mixture<double>();
     fmd::MixtureOracle oracle(fmd::GaussianPath<sch::Linear>{}, mix);
     Matrix<double> x = Matrix<double>::Zero(2, 3), out(2, 3), wrong_rows(3, 3), wrong_cols(2, 4);
     fmd::Row<double> row(3), short_row(2);
@@ -732,7 +719,7 @@ TEMPLATE_TEST_CASE("SdeDrift and SdeDriftFromScore equal u + sigma^2/2 s", "[fie
 
 TEST_CASE("Adapters reject bad inputs naming the argument", "[field][adapters][errors]") {
     const fmd::GaussianPath<sch::Linear> path;
-    fmd::MixtureOracle oracle(path, mixture_2d<double>());
+    fmd::MixtureOracle oracle(path, fmd_test::three_component_mixture<double>());
     auto u = oracle.velocity_field();
     auto s = oracle.score_field();
     auto u_from_s = fmd::score_to_velocity(path, s);

@@ -12,18 +12,15 @@
 #include <fmd/fmd.hpp>
 #include <fmd/solver/dopri5.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 namespace sch = fmd::schedule;
 namespace sol = fmd::solver;
 using fmd::Matrix;
 
-auto names(const std::string& argument) {
-    const std::string needle = "argument '" + argument + "'";
-    return Catch::Predicate<fmd::error>(
-        [needle](const fmd::error& e) { return std::string(e.what()).find(needle) != std::string::npos; },
-        "fmd::error naming " + needle);
-}
+using fmd_test::names;
 
 /// x' = A x with A = a I + w J (J the 90° rotation): x(t) = e^{a(t − t0)} R(w (t − t0)) x(t0).
 struct Spiral {
@@ -177,14 +174,8 @@ TEMPLATE_TEST_CASE("Dopri5 meets the tolerance on the Gaussian-mixture oracle an
     // double (its error ≈ 1e-13, solvers.cpp).
     using S = TestType;
     const fmd::GaussianPath<sch::Linear> path;
-    fmd::MixtureOracle<fmd::GaussianPath<sch::Linear>, double> oracle_d(path, fmd::GaussianMixture<double>::ring(8, 3.0, 0.5));
-    auto ud = oracle_d.velocity_field();
-    fmd::Rng rng(5);
-    Matrix<double> x0(2, 32);
-    fmd::fill_normal(x0, rng);
-    Matrix<double> ref = x0;
-    sol::RK4<double> rk4;
-    fmd::integrate(ud, ref, fmd::grid::uniform(4096), rk4);
+    const Matrix<double> x0 = fmd_test::normal_batch(32, 5);
+    const Matrix<double> ref = fmd_test::rk4_reference(path, x0);
 
     fmd::GaussianMixture<S> mix = fmd::GaussianMixture<S>::ring(8, S(3.0), S(0.5));
     fmd::MixtureOracle<fmd::GaussianPath<sch::Linear>, S> oracle(path, mix);

@@ -10,16 +10,13 @@
 
 #include <fmd/fmd.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 namespace sch = fmd::schedule;
 
-auto names(const std::string& argument) {
-    const std::string needle = "argument '" + argument + "'";
-    return Catch::Predicate<fmd::error>(
-        [needle](const fmd::error& e) { return std::string(e.what()).find(needle) != std::string::npos; },
-        "fmd::error naming " + needle);
-}
+using fmd_test::names;
 
 void check_increasing(const std::vector<double>& g) {
     for (std::size_t k = 1; k < g.size(); ++k) REQUIRE(g[k] > g[k - 1]);

@@ -16,6 +16,8 @@
 #include <fmd/fmd.hpp>
 #include <fmd/solver/likelihood.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 namespace sch = fmd::schedule;
@@ -23,24 +25,8 @@ namespace sol = fmd::solver;
 using fmd::Matrix;
 using fmd::Vector;
 
-auto names(const std::string& argument) {
-    const std::string needle = "argument '" + argument + "'";
-    return Catch::Predicate<fmd::error>(
-        [needle](const fmd::error& e) { return std::string(e.what()).find(needle) != std::string::npos; },
-        "fmd::error naming " + needle);
-}
-
-/// Three components, unequal weights (0.5, 0.3, 0.2) and standard deviations 0.3 … 1.
-template <class S>
-fmd::GaussianMixture<S> three_component_mixture() {
-    Matrix<S> mu(2, 3);
-    mu << -2.0, 0.5, 1.5,  //
-        1.0, -1.5, 2.0;
-    Vector<S> sd(3), w(3);
-    sd << 0.3, 0.6, 1.0;
-    w << 5, 3, 2;
-    return {mu, sd, w};
-}
+using fmd_test::names;
+using fmd_test::three_component_mixture;
 
 /// Random mixture in d dimensions: K components, means N(0, 4 I), stds in [0.4, 1].
 fmd::GaussianMixture<double> random_mixture(int d, int K, fmd::Rng& rng) {

@@ -13,6 +13,8 @@
 
 #include <fmd/fmd.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 namespace sch = fmd::schedule;
@@ -20,39 +22,11 @@ namespace sol = fmd::solver;
 using fmd::Matrix;
 using fmd::Vector;
 
-auto names(const std::string& argument) {
-    const std::string needle = "argument '" + argument + "'";
-    return Catch::Predicate<fmd::error>(
-        [needle](const fmd::error& e) { return std::string(e.what()).find(needle) != std::string::npos; },
-        "fmd::error naming " + needle);
-}
-
-fmd::GaussianMixture<double> three_component_mixture() {
-    Matrix<double> mu(2, 3);
-    mu << -2.0, 0.5, 1.5,  //
-        1.0, -1.5, 2.0;
-    Vector<double> sd(3), w(3);
-    sd << 0.3, 0.6, 1.0;
-    w << 5, 3, 2;
-    return {mu, sd, w};
-}
-
-/// Least-squares slope of log(error) against log(h), h = 1/n (as in tests/solver/solvers.cpp).
-double fitted_order(const std::vector<long>& ns, const std::vector<double>& errors) {
-    const auto m = static_cast<double>(ns.size());
-    double mx = 0, my = 0;
-    for (std::size_t i = 0; i < ns.size(); ++i) {
-        mx += std::log(1.0 / static_cast<double>(ns[i])) / m;
-        my += std::log(errors[i]) / m;
-    }
-    double sxy = 0, sxx = 0;
-    for (std::size_t i = 0; i < ns.size(); ++i) {
-        const double dx = std::log(1.0 / static_cast<double>(ns[i])) - mx;
-        sxy += dx * (std::log(errors[i]) - my);
-        sxx += dx * dx;
-    }
-    return sxy / sxx;
-}
+using fmd_test::fitted_order;
+using fmd_test::names;
+using fmd_test::normal_batch;
+using fmd_test::rk4_reference;
+using fmd_test::three_component_mixture;
 
 /// RMS final-state errors against `reference` for each n, with `make()` a fresh stepper and
 /// `grid(n)` the grid; returns the errors and WARNs the table.
@@ -71,23 +45,6 @@ std::vector<double> errors_of(const std::string& problem, Make make, Grid grid, 
     }
     WARN(problem << ": measured order " << std::fixed << std::setprecision(3) << fitted_order(ns, errors) << "; RMS errors" << table.str());
     return errors;
-}
-
-template <class Path>
-Matrix<double> rk4_reference(const Path& path, const Matrix<double>& x0, double t0, double t1) {
-    fmd::MixtureOracle oracle(path, fmd::GaussianMixture<double>::ring(8, 3.0, 0.5));
-    auto u = oracle.velocity_field();
-    Matrix<double> x = x0;
-    sol::RK4<double> rk4;
-    fmd::integrate(u, x, fmd::grid::uniform(4096, t0, t1), rk4);
-    return x;
-}
-
-Matrix<double> normal_batch(Eigen::Index n, std::uint64_t seed) {
-    fmd::Rng rng(seed);
-    Matrix<double> x(2, n);
-    fmd::fill_normal(x, rng);
-    return x;
 }
 
 /// Grid whose steps alternate 0.5/n and 1.5/n: fixed-step Adams weights would lose an order here.
@@ -427,32 +384,19 @@ TEST_CASE("AB2, AB3, DPM-Solver++(2M) and its SDE reproduce the mixture (sliced 
     auto u = oracle.velocity_field();
     const Eigen::Index batch = 2000;
     const int batches = 4;
-    fmd::Rng truth_rng(77);
-    auto true_batch = [&] {
-        Matrix<double> z(2, batch);
-        mix.sample(z, truth_rng);
-        return z;
-    };
     auto sw2_squared = [](const auto& a, const auto& b) {
-        fmd::Rng dirs(5);  // same 64 directions every time
-        const double d = fmd::metrics::sliced_wasserstein(a, b, 64, dirs);
+        const double d = fmd_test::sliced_w2(a, b);  // the same 64 directions every time
         return d * d;
     };
-    double floor2 = 0;
-    for (int p = 0; p < 16; ++p) floor2 += sw2_squared(true_batch(), true_batch()) / 16;
-    const double threshold = 2.0 * std::sqrt(floor2);
-    auto statistic = [&](const Matrix<double>& x) {
-        double acc = 0;
-        for (Eigen::Index b = 0; b < batches; ++b) acc += sw2_squared(x.middleCols(b * batch, batch), true_batch());
-        return std::sqrt(acc / batches);
-    };
+    fmd_test::MixtureMatch match(mix, batch, 77, sw2_squared);
+    const double threshold = 2.0 * match.floor();
     const Matrix<double> x0 = normal_batch(batch * batches, 31);
     auto ode = [&](auto stepper, const std::vector<double>& grid) {
         Matrix<double> x = x0;
         const auto stats = fmd::sample(u, x, grid, stepper);
         CHECK(x.allFinite());
         CHECK(stats.steps == static_cast<long>(grid.size()) - 1);
-        return statistic(x);
+        return match.statistic(x);
     };
     const double ab2 = ode(sol::AB2<double>{}, fmd::grid::uniform(40));
     const double ab3 = ode(sol::AB3<double>{}, fmd::grid::uniform(20));
@@ -471,10 +415,10 @@ TEST_CASE("AB2, AB3, DPM-Solver++(2M) and its SDE reproduce the mixture (sliced 
         const auto stats = fmd::sample(u, x, fmd::grid::uniform(100), stepper, rng);
         CHECK(stats.nfe == 100);
         CHECK(x.allFinite());
-        sde[i] = statistic(x);
+        sde[i] = match.statistic(x);
     }
     // Controls: no integration, and a 3-step DPM-Solver (too coarse: measured 0.44) must fail.
-    const double noise = statistic(x0);
+    const double noise = match.statistic(x0);
     const double coarse = ode(sol::DpmSolver2M(path), fmd::grid::uniform(3));
     WARN("sliced W2 vs the mixture (threshold 2x floor = " << threshold << "): AB2-40 " << ab2 << ", AB3-20 " << ab3 << ", DPM++2M-20 " << dpm
          << ", DPM++2M EDM-30 " << dpm_edm << ", DPM++2M SDE-100 eta=1 " << sde[0] << ", eta=0.5 " << sde[1] << "; controls: noise " << noise

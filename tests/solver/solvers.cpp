@@ -16,6 +16,8 @@
 
 #include <fmd/fmd.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 namespace sch = fmd::schedule;
@@ -23,23 +25,9 @@ namespace sol = fmd::solver;
 using fmd::Matrix;
 using fmd::Vector;
 
-auto names(const std::string& argument) {
-    const std::string needle = "argument '" + argument + "'";
-    return Catch::Predicate<fmd::error>(
-        [needle](const fmd::error& e) { return std::string(e.what()).find(needle) != std::string::npos; },
-        "fmd::error naming " + needle);
-}
-
-/// Three components, unequal weights (0.5, 0.3, 0.2) and standard deviations ≥ 0.3.
-fmd::GaussianMixture<double> three_component_mixture() {
-    Matrix<double> mu(2, 3);
-    mu << -2.0, 0.5, 1.5,  //
-        1.0, -1.5, 2.0;
-    Vector<double> sd(3), w(3);
-    sd << 0.3, 0.6, 1.0;
-    w << 5, 3, 2;
-    return {mu, sd, w};
-}
+using fmd_test::fitted_order;
+using fmd_test::names;
+using fmd_test::three_component_mixture;
 
 // ---------------------------------------------------------------------------------------------
 // Convergence orders
@@ -50,23 +38,6 @@ Matrix<double> solve(F& u, const Matrix<double>& x0, long n) {
     Matrix<double> x = x0;
     fmd::integrate(u, x, fmd::grid::uniform(n), stepper);
     return x;
-}
-
-/// Least-squares slope of log(error) against log(h), h = 1/n: the measured global order.
-double fitted_order(const std::vector<long>& ns, const std::vector<double>& errors) {
-    const auto m = static_cast<double>(ns.size());
-    double mx = 0, my = 0;
-    for (std::size_t i = 0; i < ns.size(); ++i) {
-        mx += std::log(1.0 / static_cast<double>(ns[i])) / m;
-        my += std::log(errors[i]) / m;
-    }
-    double sxy = 0, sxx = 0;
-    for (std::size_t i = 0; i < ns.size(); ++i) {
-        const double dx = std::log(1.0 / static_cast<double>(ns[i])) - mx;
-        sxy += dx * (std::log(errors[i]) - my);
-        sxx += dx * dx;
-    }
-    return sxy / sxx;
 }
 
 /// RMS over columns of the final-state error ‖X_n − X_ref‖ for each step count, and its order.
@@ -135,10 +106,8 @@ TEST_CASE("ODE steppers reach their orders on a Gaussian-mixture oracle", "[solv
     const fmd::GaussianPath<sch::Linear> path;
     fmd::MixtureOracle oracle(path, fmd::GaussianMixture<double>::ring(8, 3.0, 0.5));
     auto u = oracle.velocity_field();
-    fmd::Rng rng(11);
-    Matrix<double> x0(2, 64);
-    fmd::fill_normal(x0, rng);
-    const Matrix<double> reference = solve<sol::RK4<double>>(u, x0, 4096);
+    const Matrix<double> x0 = fmd_test::normal_batch(64, 11);
+    const Matrix<double> reference = fmd_test::rk4_reference(path, x0);
     const std::vector<long> ns{32, 64, 128, 256};
     measure_order<sol::Euler<double>>("ring mixture, Euler", u, x0, reference, ns, 1.0);
     measure_order<sol::Midpoint<double>>("ring mixture, Midpoint", u, x0, reference, ns, 2.0);
@@ -161,9 +130,7 @@ TEST_CASE("ODE steppers reach their orders on the exact affine flow of a single 
     mu << 1.0, -0.5;
     const double s = 1.5;
     const fmd::GaussianMixture<double> gauss(mu, Vector<double>::Constant(1, s), Vector<double>::Ones(1));
-    fmd::Rng rng(12);
-    Matrix<double> x0(2, 200);
-    fmd::fill_normal(x0, rng);
+    const Matrix<double> x0 = fmd_test::normal_batch(200, 12);
     const Matrix<double> exact = mu.replicate(1, x0.cols()) + s * x0;
     const std::vector<long> ns{16, 32, 64, 128};
     {
@@ -306,41 +273,23 @@ TEST_CASE("ODE and SDE samplers reproduce the mixture (sliced Wasserstein-2)", "
     const auto dirs = directions(64, 5);
     const Eigen::Index batch = 2000;
     const int batches = 4;
-    fmd::Rng truth_rng(77);
-    auto true_batch = [&] {
-        Matrix<double> z(2, batch);
-        mix.sample(z, truth_rng);
-        return z;
-    };
-
-    double floor2 = 0;
-    for (int p = 0; p < 16; ++p) floor2 += sliced_w2_squared(true_batch(), true_batch(), dirs) / 16;
-    const double floor = std::sqrt(floor2);
+    fmd_test::MixtureMatch match(mix, batch, 77, [&dirs](const Matrix<double>& a, const Matrix<double>& b) { return sliced_w2_squared(a, b, dirs); });
+    const double floor = match.floor();
     const double threshold = 2.0 * floor;
-
-    // Mean SW2² of `batches` column blocks of x against fresh true batches.
-    auto statistic = [&](const Matrix<double>& x) {
-        double acc = 0;
-        const auto blocks = x.cols() / batch;
-        for (Eigen::Index b = 0; b < blocks; ++b) acc += sliced_w2_squared(x.middleCols(b * batch, batch), true_batch(), dirs);
-        return std::sqrt(acc / static_cast<double>(blocks));
-    };
-    fmd::Rng noise_rng(31);
-    Matrix<double> x0(2, batch * batches);
-    fmd::fill_normal(x0, noise_rng);
+    const Matrix<double> x0 = fmd_test::normal_batch(batch * batches, 31);
     const auto sde_grid = fmd::grid::uniform(500, 0.0, 0.999);
 
-    const double noise = statistic(x0);
+    const double noise = match.statistic(x0);
 
     Matrix<double> x_ode = x0;
     sol::Heun<double> heun;
     fmd::integrate(u, x_ode, fmd::grid::uniform(100), heun);
-    const double ode = statistic(x_ode);
+    const double ode = match.statistic(x_ode);
 
     Matrix<double> x_rk4 = x0;
     sol::RK4<double> rk4;
     fmd::sample(u, x_rk4, fmd::grid::uniform(50), rk4);
-    const double ode_rk4 = statistic(x_rk4);
+    const double ode_rk4 = match.statistic(x_rk4);
 
     double sde[2];
     const double sigmas[2] = {0.5, 1.0};
@@ -349,7 +298,7 @@ TEST_CASE("ODE and SDE samplers reproduce the mixture (sliced Wasserstein-2)", "
         sol::EulerMaruyama<double> em{fmd::ConstantSigma(sigmas[i])};
         fmd::Rng rng(1000 + static_cast<std::uint64_t>(i));
         fmd::sample(path, u, x, sde_grid, em, rng);
-        sde[i] = statistic(x);
+        sde[i] = match.statistic(x);
     }
 
     // SdeDriftFromScore (u and s from separate fields, two NFE) with the same noise as the
@@ -379,7 +328,7 @@ TEST_CASE("ODE and SDE samplers reproduce the mixture (sliced Wasserstein-2)", "
         fmd::Rng rng(3000);
         fmd::integrate(drift, x_wrong, sde_grid, em, rng);
     }
-    const double wrong = statistic(x_wrong);
+    const double wrong = match.statistic(x_wrong);
 
     WARN("sliced W2 vs the mixture (floor = RMS of 16 true-vs-true pairs = " << floor << ", threshold 2x = " << threshold
          << "): ODE Heun-100 " << ode << ", ODE RK4-50 " << ode_rk4 << ", SDE EM-500 sigma=0.5 " << sde[0] << ", sigma=1.0 " << sde[1]
