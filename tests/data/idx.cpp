@@ -2,52 +2,23 @@
 // scaled image matrices; wrong magic / element type, truncated data (plain, inside a gzip stream,
 // cut-off header), trailing bytes and mismatched image/label counts each get their error.
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <fmd/data/idx.hpp>
 
+#include "support.hpp"
+
 namespace {
 
-namespace fs = std::filesystem;
 using fmd::data::IdxArray;
 using Catch::Matchers::Contains;
 
-class TempDir {
-public:
-    TempDir() {
-        static int counter = 0;
-        dir_ = fs::temp_directory_path() / ("fmd_idx_tests_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string file(const std::string& name) const { return (dir_ / name).string(); }
-
-private:
-    fs::path dir_;
-};
-
-std::vector<char> read_bytes(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const std::string& path, const std::vector<char>& bytes) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using fmd_test::read_bytes;
+using fmd_test::TempDir;
+using fmd_test::write_bytes;
 
 // n images of 3 x 4 pixels with every byte value 0 … 255 appearing; labels i mod 10.
 IdxArray images(std::uint32_t n) {

@@ -17,6 +17,8 @@
 
 #include <fmd/fmd.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 namespace train = fmd::train;
@@ -25,11 +27,7 @@ using fmd::Vector;
 using LinearPath = fmd::GaussianPath<fmd::schedule::Linear>;
 using S = float;
 
-auto fails_with(const std::string& argument) {
-    const std::string needle = "argument '" + argument + "'";
-    return Catch::Predicate<fmd::error>([needle](const fmd::error& e) { return std::string(e.what()).find(needle) != std::string::npos; },
-                                        "fmd::error naming " + needle);
-}
+using fmd_test::names;
 
 // Three overlapping blobs, one class each: at w = 1 a fair share of class-0 samples falls closer
 // to another component, which guidance (w > 1) pushes away.
@@ -51,10 +49,8 @@ double fraction_in(const Matrix<S>& x, const Matrix<S>& mu, Eigen::Index k) {
     return static_cast<double>(hits) / static_cast<double>(x.cols());
 }
 
-double sw(const Matrix<S>& a, const Matrix<S>& b) {
-    fmd::Rng proj(5);
-    return fmd::metrics::sliced_wasserstein(a, b, 100, proj);
-}
+// Sliced W2 with 100 fixed directions.
+double sw(const Matrix<S>& a, const Matrix<S>& b) { return fmd_test::sliced_w2(a, b, 100); }
 
 fmd::nn::MLPConfig net_config(Eigen::Index classes = 3) {
     return {.dim = 2, .width = 64, .depth = 2, .activation = fmd::nn::Activation::silu, .time = {.scale = 100.0}, .num_classes = classes};
@@ -195,23 +191,23 @@ TEST_CASE("Conditional network checkpoints: round trip through the trainer; anot
     fmd::nn::MLP<S> other(net_config(4), rng2);
     fmd::nn::AdamW<S> opt3(other.parameter_count(), {.lr = 1e-3});
     train::Trainer trainer3(path, fmd::loss::cfm, other, opt3, {.batch_size = 64});
-    CHECK_THROWS_MATCHES(trainer3.restore(c, rng2), fmd::error, fails_with("checkpoint"));
+    CHECK_THROWS_MATCHES(trainer3.restore(c, rng2), fmd::error, names("checkpoint"));
 }
 
 TEST_CASE("Conditional training: bad label_dropout and label counts name the argument", "[train][guidance]") {
     const LinearPath path;
     fmd::nn::MLP<S> net(net_config());
     fmd::nn::AdamW<S> opt(net.parameter_count(), {});
-    CHECK_THROWS_MATCHES(train::Trainer(path, fmd::loss::cfm, net, opt, {.label_dropout = 1.5}), fmd::error, fails_with("label_dropout"));
-    CHECK_THROWS_MATCHES(train::Trainer(path, fmd::loss::cfm, net, opt, {.label_dropout = std::nan("")}), fmd::error, fails_with("label_dropout"));
+    CHECK_THROWS_MATCHES(train::Trainer(path, fmd::loss::cfm, net, opt, {.label_dropout = 1.5}), fmd::error, names("label_dropout"));
+    CHECK_THROWS_MATCHES(train::Trainer(path, fmd::loss::cfm, net, opt, {.label_dropout = std::nan("")}), fmd::error, names("label_dropout"));
     train::Trainer trainer(path, fmd::loss::cfm, net, opt);
     Matrix<S> z = Matrix<S>::Zero(2, 4);
     const std::vector<int> three = {0, 1, 2}, bad = {0, 1, 7, 2};
     fmd::Rng rng(1);
-    CHECK_THROWS_MATCHES(trainer.step_on(z, three, rng), fmd::error, fails_with("labels"));
-    CHECK_THROWS_MATCHES(trainer.step_on(z, bad, rng), fmd::error, fails_with("labels"));  // the network's check
+    CHECK_THROWS_MATCHES(trainer.step_on(z, three, rng), fmd::error, names("labels"));
+    CHECK_THROWS_MATCHES(trainer.step_on(z, bad, rng), fmd::error, names("labels"));  // the network's check
     const fmd::data::LabelledDataset<S> ds(Matrix<S>::Zero(2, 3), {0, 1, 1});
     std::vector<int> lab(2);
-    CHECK_THROWS_MATCHES(ds.sample(z, std::span<int>(lab), rng), fmd::error, fails_with("labels"));
-    CHECK_THROWS_MATCHES(fmd::data::LabelledDataset<S>(Matrix<S>::Zero(2, 3), {0, 1}), fmd::error, fails_with("labels"));
+    CHECK_THROWS_MATCHES(ds.sample(z, std::span<int>(lab), rng), fmd::error, names("labels"));
+    CHECK_THROWS_MATCHES(fmd::data::LabelledDataset<S>(Matrix<S>::Zero(2, 3), {0, 1}), fmd::error, names("labels"));
 }

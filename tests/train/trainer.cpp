@@ -11,8 +11,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <numeric>
 #include <sstream>
@@ -20,11 +18,11 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <fmd/fmd.hpp>
+
+#include "support.hpp"
 
 namespace {
 
@@ -38,47 +36,12 @@ using LinearPath = fmd::GaussianPath<fmd::schedule::Linear>;
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-/// fmd::error whose message names `argument` (fmd::detail::fail's "argument '<name>'") and
-/// contains `text`.
-auto fails_with(const std::string& argument, const std::string& text = "") {
-    const std::string needle = "argument '" + argument + "'";
-    return Catch::Predicate<fmd::error>(
-        [needle, text](const fmd::error& e) {
-            const std::string what = e.what();
-            return what.find(needle) != std::string::npos && what.find(text) != std::string::npos;
-        },
-        "fmd::error naming " + needle + " and containing \"" + text + "\"");
-}
+using fmd_test::names;
+using fmd_test::read_bytes;
+using fmd_test::separated_blobs;
+using fmd_test::TempDir;
+using fmd_test::write_bytes;
 
-/// A fresh folder under the system temp directory, removed with everything in it.
-class TempDir {
-public:
-    TempDir() {
-        static int counter = 0;
-        dir_ = fs::temp_directory_path() / ("fmd_train_tests_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string file(const std::string& name) const { return (dir_ / name).string(); }
-
-private:
-    fs::path dir_;
-};
-
-std::vector<char> read_bytes(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const std::string& path, const std::vector<char>& bytes) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 /// Rewrites the trailing FNV-1a checksum so that a deliberately edited body passes the checksum
 /// and reaches the later checks.
 void reseal(std::vector<char>& bytes) {
@@ -103,18 +66,6 @@ template <class S>
 bool same_checkpoint(const train::Checkpoint<S>& a, const train::Checkpoint<S>& b) {
     return a.architecture == b.architecture && same_bits(a.parameters, b.parameters) && same_bits(a.optimizer_state, b.optimizer_state) &&
            a.optimizer_step == b.optimizer_step && same_bits(a.extra, b.extra) && a.step == b.step && a.rng_state == b.rng_state;
-}
-
-/// The data of most tests: three unequal, well separated components in 2-D.
-template <class S>
-fmd::GaussianMixture<S> three_blobs() {
-    Matrix<S> mu(2, 3);
-    mu << S(-2.0), S(2.0), S(0.5),  //
-        S(-1.0), S(-1.0), S(2.0);
-    Vector<S> sd(3), w(3);
-    sd << S(0.3), S(0.4), S(0.25);
-    w << 2, 3, 5;
-    return {mu, sd, w};
 }
 
 fmd::nn::MLPConfig small_net(Eigen::Index width = 32, Eigen::Index depth = 2) { return {.dim = 2, .width = width, .depth = depth}; }
@@ -224,7 +175,7 @@ TEST_CASE("Trainer: CFM on a 2-D Gaussian mixture reaches the irreducible loss C
     // θ, so a good fit drives the (fresh-batch) training loss down to C, never below it in
     // expectation. C comes from the exact mixture field (theory.md §8.1) by Monte Carlo.
     using S = float;
-    const auto mix = three_blobs<S>();
+    const auto mix = separated_blobs<S>();
     fmd::Rng rng(2024);
 
     // C: 100 batches x 2048 = 204,800 (z, ε, t) draws; its standard error is reported and is ~0.3%.
@@ -333,7 +284,7 @@ TEMPLATE_TEST_CASE("Checkpoint: save_checkpoint / load_checkpoint reproduce ever
     using S = TestType;
     TempDir tmp;
     const std::string path = tmp.file("rig.ckpt");
-    const auto mix = three_blobs<S>();
+    const auto mix = separated_blobs<S>();
 
     SECTION("a trainer's checkpoint: parameters, AdamW buffers and step, EMA, step, rng") {
         Rig<S> rig(small_net(), Opts{.batch_size = 32, .ema_decay = 0.9});
@@ -396,7 +347,7 @@ TEMPLATE_TEST_CASE("Trainer: train N steps == train k, checkpoint to file, resto
                    float, double) {
     using S = TestType;
     constexpr int N = 30, k = 12;
-    const auto mix = three_blobs<S>();
+    const auto mix = separated_blobs<S>();
     TempDir tmp;
     const std::string path = tmp.file("resume.ckpt");
 
@@ -445,7 +396,7 @@ TEST_CASE("load_checkpoint: truncated, corrupted, foreign and missing files thro
     const std::string good = tmp.file("good.ckpt"), bad = tmp.file("bad.ckpt");
     Rig<double> rig(small_net(16, 1), Opts{.batch_size = 16, .ema_decay = 0.5});
     fmd::Rng rng(8);
-    rig.trainer.train_step(three_blobs<double>(), rng);
+    rig.trainer.train_step(separated_blobs<double>(), rng);
     train::save_checkpoint(good, rig.trainer.checkpoint(rng));
     const std::vector<char> bytes = read_bytes(good);
     REQUIRE(bytes.size() > 200);
@@ -456,7 +407,7 @@ TEST_CASE("load_checkpoint: truncated, corrupted, foreign and missing files thro
                                        std::size_t{40}, bytes.size() / 2, bytes.size() - 9, bytes.size() - 8, bytes.size() - 1}) {
             INFO("kept " << keep << " of " << bytes.size() << " bytes");
             write_bytes(bad, std::vector<char>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(keep)));
-            CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, fails_with("path", "truncated"));
+            CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, names("path", "truncated"));
         }
     }
     SECTION("one flipped byte in the middle: checksum mismatch") {
@@ -465,34 +416,34 @@ TEST_CASE("load_checkpoint: truncated, corrupted, foreign and missing files thro
             auto b = bytes;
             b[at] = static_cast<char>(b[at] ^ 0x10);
             write_bytes(bad, b);
-            CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, fails_with("path", "checksum mismatch"));
+            CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, names("path", "checksum mismatch"));
         }
         auto b = bytes;  // the checksum itself damaged
         b.back() = static_cast<char>(b.back() ^ 0x01);
         write_bytes(bad, b);
-        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, fails_with("path", "checksum mismatch"));
+        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, names("path", "checksum mismatch"));
     }
     SECTION("wrong magic, wrong version") {
         auto b = bytes;
         b[0] = 'X';
         write_bytes(bad, b);
-        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, fails_with("path", "not an fmd checkpoint (bad magic)"));
+        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, names("path", "not an fmd checkpoint (bad magic)"));
         write_bytes(bad, std::vector<char>(300, 'a'));  // any other file
-        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, fails_with("path", "bad magic"));
+        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, names("path", "bad magic"));
         b = bytes;
         const std::uint32_t version = 2;
         std::memcpy(b.data() + 8, &version, 4);
         reseal(b);
         write_bytes(bad, b);
-        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, fails_with("path", "format version 2"));
+        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, names("path", "format version 2"));
     }
     SECTION("wrong scalar type: saved as float, loaded as double and vice versa") {
         Rig<float> frig(small_net(16, 1), Opts{.batch_size = 16});
         fmd::Rng frng(8);
         train::save_checkpoint(bad, frig.trainer.checkpoint(frng));
         REQUIRE_NOTHROW(train::load_checkpoint<float>(bad));
-        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, fails_with("path", "holds 32-bit scalars, expected 64-bit"));
-        CHECK_THROWS_MATCHES(train::load_checkpoint<float>(good), fmd::error, fails_with("path", "holds 64-bit scalars, expected 32-bit"));
+        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, names("path", "holds 32-bit scalars, expected 64-bit"));
+        CHECK_THROWS_MATCHES(train::load_checkpoint<float>(good), fmd::error, names("path", "holds 64-bit scalars, expected 32-bit"));
     }
     SECTION("consistent checksum but inconsistent content: a length past the end, trailing bytes") {
         auto b = bytes;
@@ -500,18 +451,18 @@ TEST_CASE("load_checkpoint: truncated, corrupted, foreign and missing files thro
         std::memcpy(b.data() + 16, &huge, 8);  // the architecture text's length
         reseal(b);
         write_bytes(bad, b);
-        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, fails_with("path", "runs past the end of the file"));
+        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, names("path", "runs past the end of the file"));
         b = bytes;
         b.insert(b.end() - 8, {'x', 'y', 'z'});
         reseal(b);
         write_bytes(bad, b);
-        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, fails_with("path", "3 unexpected trailing bytes"));
+        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(bad), fmd::error, names("path", "3 unexpected trailing bytes"));
     }
     SECTION("missing file, directory, unwritable destination") {
-        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(tmp.file("does_not_exist.ckpt")), fmd::error, fails_with("path", "cannot open"));
-        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(tmp.file("")), fmd::error, fails_with("path", "cannot read"));  // a directory
+        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(tmp.file("does_not_exist.ckpt")), fmd::error, names("path", "cannot open"));
+        CHECK_THROWS_MATCHES(train::load_checkpoint<double>(tmp.file("")), fmd::error, names("path", "cannot read"));  // a directory
         const std::string nowhere = tmp.file("no/such/dir/x.ckpt");
-        CHECK_THROWS_MATCHES(train::save_checkpoint(nowhere, rig.trainer.checkpoint(rng)), fmd::error, fails_with("path", "cannot open"));
+        CHECK_THROWS_MATCHES(train::save_checkpoint(nowhere, rig.trainer.checkpoint(rng)), fmd::error, names("path", "cannot open"));
         CHECK_FALSE(fs::exists(nowhere + ".tmp"));
     }
     // The good file is still good after all of this.
@@ -519,7 +470,7 @@ TEST_CASE("load_checkpoint: truncated, corrupted, foreign and missing files thro
 }
 
 TEST_CASE("Trainer::restore: mismatched checkpoints throw naming the argument and change nothing", "[train]") {
-    const auto mix = three_blobs<double>();
+    const auto mix = separated_blobs<double>();
     Rig<double> rig(small_net(32), Opts{.batch_size = 16});
     fmd::Rng rng(4);
     for (int i = 0; i < 3; ++i) rig.trainer.train_step(mix, rng);
@@ -530,7 +481,7 @@ TEST_CASE("Trainer::restore: mismatched checkpoints throw naming the argument an
     REQUIRE(before.step == 5);
 
     auto check_rejected = [&](const train::Checkpoint<double>& c, const std::string& argument, const std::string& text) {
-        CHECK_THROWS_MATCHES(rig.trainer.restore(c, rng), fmd::error, fails_with(argument, text));
+        CHECK_THROWS_MATCHES(rig.trainer.restore(c, rng), fmd::error, names(argument, text));
         CHECK(rig.unchanged_since(before));
         CHECK(rng == rng_before);
     };
@@ -568,10 +519,10 @@ TEST_CASE("Trainer::restore: mismatched checkpoints throw naming the argument an
         Rig<double> ema_rig(small_net(32), Opts{.batch_size = 16, .ema_decay = 0.9});
         const auto ema_before = ema_rig.snapshot();
         fmd::Rng erng(4);
-        CHECK_THROWS_MATCHES(ema_rig.trainer.restore(good, erng), fmd::error, fails_with("checkpoint", "EMA"));  // EMA missing
+        CHECK_THROWS_MATCHES(ema_rig.trainer.restore(good, erng), fmd::error, names("checkpoint", "EMA"));  // EMA missing
         c = good;
         c.extra.push_back(Vector<double>::Zero(3));
-        CHECK_THROWS_MATCHES(ema_rig.trainer.restore(c, erng), fmd::error, fails_with("checkpoint", "EMA"));  // EMA too short
+        CHECK_THROWS_MATCHES(ema_rig.trainer.restore(c, erng), fmd::error, names("checkpoint", "EMA"));  // EMA too short
         CHECK(ema_rig.unchanged_since(ema_before));
     }
     SECTION("unreadable generator state") {
@@ -594,15 +545,15 @@ TEST_CASE("TrainerOptions: invalid batch_size, ema_decay and clip_norm throw nam
     fmd::nn::MLP<double> net(small_net(8, 1));
     fmd::nn::AdamW<double> opt(net.parameter_count());
     auto make = [&](Opts o) { train::Trainer trainer(LinearPath{}, fmd::loss::cfm, net, opt, std::move(o)); };
-    CHECK_THROWS_MATCHES(make(Opts{.batch_size = 0}), fmd::error, fails_with("batch_size", "must be positive, got 0"));
-    CHECK_THROWS_MATCHES(make(Opts{.batch_size = -4}), fmd::error, fails_with("batch_size", "got -4"));
-    CHECK_THROWS_MATCHES(make(Opts{.ema_decay = 1.0}), fmd::error, fails_with("ema_decay", "must lie in [0, 1), got 1"));
-    CHECK_THROWS_MATCHES(make(Opts{.ema_decay = -0.1}), fmd::error, fails_with("ema_decay", "[0, 1)"));
-    CHECK_THROWS_MATCHES(make(Opts{.ema_decay = std::nan("")}), fmd::error, fails_with("ema_decay"));
-    CHECK_THROWS_MATCHES(make(Opts{.clip_norm = 0.0}), fmd::error, fails_with("clip_norm", "got 0"));
-    CHECK_THROWS_MATCHES(make(Opts{.clip_norm = -1.0}), fmd::error, fails_with("clip_norm"));
-    CHECK_THROWS_MATCHES(make(Opts{.clip_norm = std::nan("")}), fmd::error, fails_with("clip_norm"));
-    CHECK_THROWS_MATCHES(make(Opts{.clip_norm = std::numeric_limits<double>::infinity()}), fmd::error, fails_with("clip_norm", "finite"));
+    CHECK_THROWS_MATCHES(make(Opts{.batch_size = 0}), fmd::error, names("batch_size", "must be positive, got 0"));
+    CHECK_THROWS_MATCHES(make(Opts{.batch_size = -4}), fmd::error, names("batch_size", "got -4"));
+    CHECK_THROWS_MATCHES(make(Opts{.ema_decay = 1.0}), fmd::error, names("ema_decay", "must lie in [0, 1), got 1"));
+    CHECK_THROWS_MATCHES(make(Opts{.ema_decay = -0.1}), fmd::error, names("ema_decay", "[0, 1)"));
+    CHECK_THROWS_MATCHES(make(Opts{.ema_decay = std::nan("")}), fmd::error, names("ema_decay"));
+    CHECK_THROWS_MATCHES(make(Opts{.clip_norm = 0.0}), fmd::error, names("clip_norm", "got 0"));
+    CHECK_THROWS_MATCHES(make(Opts{.clip_norm = -1.0}), fmd::error, names("clip_norm"));
+    CHECK_THROWS_MATCHES(make(Opts{.clip_norm = std::nan("")}), fmd::error, names("clip_norm"));
+    CHECK_THROWS_MATCHES(make(Opts{.clip_norm = std::numeric_limits<double>::infinity()}), fmd::error, names("clip_norm", "finite"));
     CHECK_NOTHROW(make(Opts{.batch_size = 1, .ema_decay = 0.0, .clip_norm = 1e-3}));
     CHECK_NOTHROW(make(Opts{.ema_decay = 0.9999}));
 }
@@ -632,7 +583,7 @@ struct Ends {
 }  // namespace
 
 TEST_CASE("fit: LossHistory, CheckpointEvery, Progress, resuming to `until`", "[train]") {
-    const auto mix = three_blobs<double>();
+    const auto mix = separated_blobs<double>();
     TempDir tmp;
     const std::string path = tmp.file("every.ckpt");
     const Opts options{.batch_size = 32, .ema_decay = 0.9};
