@@ -11,6 +11,8 @@
 
 #include <fmd/fmd.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 using fmd::Matrix;
@@ -21,26 +23,9 @@ namespace loss = fmd::loss;
 
 constexpr double half_pi = 1.5707963267948966;
 
-template <class S>
-Matrix<S> normal(Eigen::Index rows, Eigen::Index cols, fmd::Rng& rng) {
-    Matrix<S> m(rows, cols);
-    fmd::fill_normal(m, rng);
-    return m;
-}
-template <class A, class B>
-double max_abs_diff(const Eigen::MatrixBase<A>& a, const Eigen::MatrixBase<B>& b) {
-    return (a.template cast<double>() - b.template cast<double>()).cwiseAbs().maxCoeff();
-}
-template <class A>
-double max_abs(const Eigen::MatrixBase<A>& a) {
-    return a.template cast<double>().cwiseAbs().maxCoeff();
-}
-
-#define CHECK_THROWS_NAMING(expr, argument)                                  \
-    do {                                                                     \
-        CHECK_THROWS_AS(expr, fmd::error);                                   \
-        CHECK_THROWS_WITH(expr, Catch::Contains("argument '" argument "'")); \
-    } while (false)
+using fmd_test::max_abs;
+using fmd_test::max_abs_diff;
+using fmd_test::normal;
 
 /// Sample mean and standard deviation of a row.
 struct Moments {

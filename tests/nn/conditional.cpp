@@ -12,6 +12,8 @@
 #include <fmd/field/guidance.hpp>
 #include <fmd/nn/nn.hpp>
 
+#include "support.hpp"
+
 using fmd::Matrix;
 using fmd::Row;
 using fmd::Vector;
@@ -27,16 +29,8 @@ static_assert(fmd::nn::Network<MLP<double>, double>);  // unconditional use stil
 
 namespace {
 
-Matrix<double> random_matrix(Eigen::Index r, Eigen::Index c, fmd::Rng& rng) {
-    Matrix<double> m(r, c);
-    fmd::fill_normal(m, rng);
-    return m;
-}
-
-double rel_err(const Eigen::Ref<const Vector<double>>& a, const Eigen::Ref<const Vector<double>>& b) {
-    const double scale = b.cwiseAbs().maxCoeff();
-    return (a - b).cwiseAbs().maxCoeff() / (scale > 0 ? scale : 1.0);
-}
+using fmd_test::normal;
+using fmd_test::rel_err;
 
 }  // namespace
 
@@ -64,7 +58,7 @@ TEST_CASE("Conditional MLP: backward against central finite differences, class t
         MLP<double> net({.dim = 2, .width = 10, .depth = 2, .activation = act, .time = {.channels = 6, .scale = 50.0}, .num_classes = 3}, rng);
         const Eigen::Index n = 7;
         const std::vector<int> labels = {0, 2, 3, 2, 1, 3, 2};  // 3 = ∅; class 2 three times (the gradient sums)
-        const Matrix<double> x = random_matrix(2, n, rng), w = random_matrix(2, n, rng);
+        const Matrix<double> x = normal(2, n, rng), w = normal(2, n, rng);
         Row<double> t(n);
         for (Eigen::Index j = 0; j < n; ++j) t(j) = fmd::uniform01(rng);
         auto loss = [&] {
@@ -114,7 +108,7 @@ TEST_CASE("Conditional MLP: sampling call with labels equals the training pass; 
     fmd::Rng rng(9);
     MLP<double> net({.dim = 3, .width = 16, .depth = 2, .activation = Activation::silu,
                      .time = {.kind = Embedding::fourier, .sigma = 2.0}, .num_classes = 5}, rng);
-    const Matrix<double> x = random_matrix(3, 6, rng);
+    const Matrix<double> x = normal(3, 6, rng);
     const std::vector<int> labels = {4, 0, 5, 1, 1, 3};
     Matrix<double> a(3, 6), b(3, 6);
     for (const double t : {0.0, 0.4, 1.0}) {

@@ -12,6 +12,7 @@
 #include <fmd/nn/nn.hpp>
 
 #include "reference.hpp"
+#include "support.hpp"
 
 using fmd::Matrix;
 using fmd::Row;
@@ -26,17 +27,8 @@ namespace {
 
 constexpr double fd_step = 1e-6;
 
-// ‖a − b‖∞ / ‖b‖∞: the tensor-wise relative error used for every gradient check.
-double rel_err(const Eigen::Ref<const Matrix<double>>& a, const Eigen::Ref<const Matrix<double>>& b) {
-    const double scale = b.cwiseAbs().maxCoeff();
-    return (a - b).cwiseAbs().maxCoeff() / (scale > 0 ? scale : 1.0);
-}
-
-Matrix<double> random_matrix(Eigen::Index r, Eigen::Index c, fmd::Rng& rng) {
-    Matrix<double> m(r, c);
-    fmd::fill_normal(m, rng);
-    return m;
-}
+using fmd_test::normal;
+using fmd_test::rel_err;  // ‖a − b‖∞ / ‖b‖∞, the relative error of every gradient check
 
 // L(θ) = Σ w ⊙ net.forward(x, t) with θ = the net's parameters.
 double mlp_loss(MLP<double>& net, const Matrix<double>& x, const Row<double>& t, const Matrix<double>& w) {
@@ -122,7 +114,7 @@ TEST_CASE("nn::Linear: backward against central finite differences", "[nn]") {
     Vector<double> buf(fmd::nn::Linear<double>::size(out, in)), gbuf(buf.size());
     fmd::fill_normal(buf, rng);
     fmd::nn::Linear<double> lin(buf.data(), out, in), grad(gbuf.data(), out, in);
-    const Matrix<double> x = random_matrix(in, n, rng), w = random_matrix(out, n, rng);
+    const Matrix<double> x = normal(in, n, rng), w = normal(out, n, rng);
     auto loss = [&](const Matrix<double>& xx) {
         Matrix<double> y(out, n);
         lin.forward(xx, y);
@@ -163,14 +155,14 @@ TEST_CASE("nn::Linear: backward against central finite differences", "[nn]") {
 TEST_CASE("nn activations: fused bias + ReLU / SiLU backward against finite differences", "[nn]") {
     fmd::Rng rng(12);
     const Eigen::Index rows = 6, n = 7;
-    Matrix<double> z = random_matrix(rows, n, rng);
+    Matrix<double> z = normal(rows, n, rng);
     // Keep ReLU away from its kink: |z + b| >= 0.1 while FD moves z by 1e-6.
-    Vector<double> b = random_matrix(rows, 1, rng);
+    Vector<double> b = normal(rows, 1, rng);
     for (Eigen::Index i = 0; i < z.size(); ++i) {
         const double pre = z(i) + b(i % rows);
         if (std::abs(pre) < 0.1) z(i) += pre >= 0 ? 0.2 : -0.2;
     }
-    const Matrix<double> w = random_matrix(rows, n, rng);
+    const Matrix<double> w = normal(rows, n, rng);
 
     for (const Activation act : {Activation::relu, Activation::silu}) {
         INFO("activation " << static_cast<int>(act));
@@ -306,10 +298,10 @@ TEST_CASE("MLP: backward against central finite differences (every layer, both e
         fmd::Rng rng(2024);
         MLP<double> net(c.config, rng);
         const Eigen::Index n = 5;
-        const Matrix<double> x = random_matrix(net.input_dim(), n, rng);
+        const Matrix<double> x = normal(net.input_dim(), n, rng);
         Row<double> t(n);
         for (Eigen::Index j = 0; j < n; ++j) t(j) = fmd::uniform01(rng);
-        const Matrix<double> w = random_matrix(net.output_dim(), n, rng);
+        const Matrix<double> w = normal(net.output_dim(), n, rng);
 
         Matrix<double> out(net.output_dim(), n), grad_x(net.input_dim(), n);
         net.forward(x, t, out);
@@ -355,7 +347,7 @@ TEST_CASE("MLP: the sampling call at one time equals the training pass at t·1�
             INFO("activation " << static_cast<int>(act) << " embedding " << static_cast<int>(emb));
             fmd::Rng rng(5);
             MLP<double> net({.dim = 3, .width = 24, .depth = 3, .activation = act, .time = {.kind = emb, .sigma = 3.0}}, rng);
-            const Matrix<double> x = random_matrix(3, 9, rng);
+            const Matrix<double> x = normal(3, 9, rng);
             Matrix<double> a(3, 9), b(3, 9);
             for (const double t : {0.0, 0.31, 1.0}) {
                 net(x, t, a);
@@ -372,7 +364,7 @@ TEST_CASE("MLP: the sampling call at one time equals the training pass at t·1�
 TEST_CASE("MLP: workspaces follow the batch size; sampling between forward and backward is harmless", "[nn]") {
     fmd::Rng rng(9);
     MLP<double> net({.dim = 2, .width = 16, .depth = 2, .activation = Activation::silu}, rng);
-    const Matrix<double> x = random_matrix(2, 6, rng), w = random_matrix(2, 6, rng);
+    const Matrix<double> x = normal(2, 6, rng), w = normal(2, 6, rng);
     const Row<double> t = (Row<double>(6) << 0.1, 0.2, 0.3, 0.4, 0.5, 0.6).finished();
     Matrix<double> out(2, 6);
     net.forward(x, t, out);

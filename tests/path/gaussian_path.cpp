@@ -10,12 +10,18 @@
 
 #include <fmd/fmd.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 using fmd::Matrix;
 using fmd::Prediction;
 using fmd::Row;
 namespace sch = fmd::schedule;
+
+using fmd_test::max_abs;
+using fmd_test::max_abs_diff;
+using fmd_test::normal;
 
 constexpr std::array<Prediction, 4> all_predictions{Prediction::velocity, Prediction::score, Prediction::epsilon,
                                                     Prediction::x1};
@@ -28,14 +34,6 @@ constexpr double machine_tol() {
     return std::is_same_v<S, float> ? 1e-5 : 1e-12;
 }
 
-template <class A, class B>
-double max_abs_diff(const Eigen::MatrixBase<A>& a, const Eigen::MatrixBase<B>& b) {
-    return (a.template cast<double>() - b.template cast<double>()).cwiseAbs().maxCoeff();
-}
-template <class A>
-double max_abs(const Eigen::MatrixBase<A>& a) {
-    return a.template cast<double>().cwiseAbs().maxCoeff();
-}
 template <class A>
 bool all_finite(const Eigen::MatrixBase<A>& a) {
     return a.template cast<double>().allFinite();
@@ -68,18 +66,6 @@ double convert_tracked(const Path& path, Prediction from, Prediction to, const M
 
 constexpr std::array<double, 6> conversion_times{0.05, 0.2, 0.5, 0.7, 0.8, 0.95};
 
-template <class S>
-Matrix<S> normal(Eigen::Index rows, Eigen::Index cols, fmd::Rng& rng) {
-    Matrix<S> m(rows, cols);
-    fmd::fill_normal(m, rng);
-    return m;
-}
-
-#define CHECK_THROWS_NAMING(expr, argument)                                \
-    do {                                                                   \
-        CHECK_THROWS_AS(expr, fmd::error);                                 \
-        CHECK_THROWS_WITH(expr, Catch::Contains("argument '" argument "'")); \
-    } while (false)
 
 }  // namespace
 
