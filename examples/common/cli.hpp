@@ -16,7 +16,7 @@ public:
             a = a.substr(2);
             if (a == "help") help_ = true;
             else if (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) values_[a] = argv[++i];
-            else values_[a] = "1";
+            else values_[a] = std::string(1, '1');  // not = "1": GCC 12 -O3 false -Wrestrict (bug 105651)
         }
     }
     bool help() const { return help_; }
