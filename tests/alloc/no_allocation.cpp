@@ -1,38 +1,10 @@
 // Hot paths allocate nothing (architecture.md "a field writes into `out`, allocating nothing";
 // steppers "own their workspace, sized on first use, so steps allocate nothing").
 //
-// Two independent detectors, both active in every build:
-//  1. A replacement global operator new/delete (all sixteen replaceable forms, including the
-//     aligned and nothrow ones) counts every C++ heap allocation: std::vector, std::string,
-//     std::ostringstream, exceptions' messages, ... Sanitizer builds define
-//     FMD_TEST_NO_NEW_COUNTER because ASan supplies its own operator new; there only (2) runs.
-//  2. Eigen allocates through std::malloc, not operator new, so (1) does not see it. With
-//     EIGEN_RUNTIME_NO_MALLOC every Eigen heap allocation calls check_that_malloc_is_allowed(),
-//     which asserts Eigen::internal::is_malloc_allowed(). eigen_assert is a no-op under NDEBUG
-//     (the optimized builds), so this file defines eigen_assert itself: a failed malloc check is
-//     counted, any other failed Eigen assertion aborts with its text.
-// Both detectors are shown to fire on deliberate allocations ("the counters are real").
-#define EIGEN_RUNTIME_NO_MALLOC 1
-
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-
-namespace alloc_test {
-inline long eigen_mallocs = 0;  // Eigen heap allocations while forbidden
-[[noreturn]] inline void eigen_assertion_failed(const char* expr, const char* file, int line) {
-    std::fprintf(stderr, "%s:%d: Eigen assertion failed: %s\n", file, line, expr);
-    std::abort();
-}
-inline void eigen_check_failed(const char* expr, const char* file, int line) {
-    if (std::strstr(expr, "heap allocation is forbidden") != nullptr) ++eigen_mallocs;
-    else eigen_assertion_failed(expr, file, line);
-}
-}  // namespace alloc_test
-// Like assert: the handler runs only when the condition fails.
-#define eigen_assert(x) ((x) ? static_cast<void>(0) : ::alloc_test::eigen_check_failed(#x, __FILE__, __LINE__))
-
-#include <catch2/catch.hpp>
+// The detectors (operator new, Eigen's runtime malloc check, glibc malloc) are those of
+// counter.hpp; the first test shows each of them fires on deliberate allocations ("the counters
+// are real").
+#include "counter.hpp"
 
 #include <atomic>
 #include <cmath>
@@ -41,121 +13,16 @@ inline void eigen_check_failed(const char* expr, const char* file, int line) {
 
 #include <fmd/fmd.hpp>
 
-// ---------------------------------------------------------------------------------------------
-// Replacement global allocation functions.
-
-#ifndef FMD_TEST_NO_NEW_COUNTER
-namespace alloc_test {
-std::atomic<long> news{0};
-
-void* allocate(std::size_t n) {
-    news.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-    throw std::bad_alloc();
-}
-void* allocate_aligned(std::size_t n, std::align_val_t al) {
-    news.fetch_add(1, std::memory_order_relaxed);
-    std::size_t a = static_cast<std::size_t>(al);
-    if (a < sizeof(void*)) a = sizeof(void*);
-    const std::size_t size = ((n == 0 ? 1 : n) + a - 1) / a * a;  // aligned_alloc: a multiple of a
-    if (void* p = std::aligned_alloc(a, size)) return p;
-    throw std::bad_alloc();
-}
-}  // namespace alloc_test
-
-void* operator new(std::size_t n) { return alloc_test::allocate(n); }
-void* operator new[](std::size_t n) { return alloc_test::allocate(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return alloc_test::allocate(n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return alloc_test::allocate(n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new(std::size_t n, std::align_val_t a) { return alloc_test::allocate_aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return alloc_test::allocate_aligned(n, a); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-    try {
-        return alloc_test::allocate_aligned(n, a);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-    try {
-        return alloc_test::allocate_aligned(n, a);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-#endif
-
 namespace {
 
 namespace sch = fmd::schedule;
 namespace sol = fmd::solver;
 using fmd::Matrix;
 using fmd::Vector;
-
-constexpr bool counting_new =
-#ifdef FMD_TEST_NO_NEW_COUNTER
-    false;
-#else
-    true;
-#endif
-
-struct Allocations {
-    long news = 0;          // global operator new calls (0 when not counted)
-    long eigen_mallocs = 0;  // Eigen heap allocations
-};
-
-long new_count() {
-#ifdef FMD_TEST_NO_NEW_COUNTER
-    return 0;
-#else
-    return alloc_test::news.load(std::memory_order_relaxed);
-#endif
-}
-
-/// Runs f with Eigen's heap forbidden and returns the allocations it made. No Catch macro may
-/// run inside f: Catch itself allocates while building messages.
-template <class F>
-Allocations count_allocations(F&& f) {
-    const long news0 = new_count();
-    const long eigen0 = alloc_test::eigen_mallocs;
-    Eigen::internal::set_is_malloc_allowed(false);
-    f();
-    Eigen::internal::set_is_malloc_allowed(true);
-    return {new_count() - news0, alloc_test::eigen_mallocs - eigen0};
-}
-
-#define CHECK_NO_ALLOCATIONS(counts)                                                            \
-    do {                                                                                        \
-        const Allocations c_ = (counts);                                                        \
-        INFO("operator new calls: " << c_.news << ", Eigen mallocs: " << c_.eigen_mallocs      \
-                                    << (counting_new ? "" : " (operator new not counted here)")); \
-        CHECK(c_.news == 0);                                                                    \
-        CHECK(c_.eigen_mallocs == 0);                                                           \
-    } while (false)
+using alloc_test::Allocations;
+using alloc_test::count_allocations;
+using alloc_test::counting_malloc;
+using alloc_test::counting_new;
 
 volatile double sink = 0;
 
@@ -202,7 +69,7 @@ TEST_CASE("The allocation counters are real", "[alloc]") {
         });
         CHECK(vec.news >= 1);
     } else {
-        WARN("FMD_TEST_NO_NEW_COUNTER: operator new is not counted in this build; Eigen's check still runs");
+        WARN("FMD_TEST_NO_NEW_COUNTER: operator new and malloc are not counted in this build; Eigen's check still runs");
     }
     // Eigen's runtime check fires on a deliberate dynamic allocation.
     const auto eigen = count_allocations([] {
@@ -210,6 +77,15 @@ TEST_CASE("The allocation counters are real", "[alloc]") {
         sink = m.sum();
     });
     CHECK(eigen.eigen_mallocs >= 1);
+    // The malloc interposer sees Eigen's allocation (std::malloc) and operator new's.
+    if constexpr (counting_malloc) {
+        CHECK(eigen.mallocs >= 1);
+        const auto both = count_allocations([] {
+            std::vector<double> v(100, 1.0);
+            sink = v[50];
+        });
+        CHECK(both.mallocs >= 1);
+    }
     // ... and stays silent on fixed-size work and on existing storage.
     Matrix<double> existing = Matrix<double>::Ones(10, 10);
     const auto none = count_allocations([&] {
