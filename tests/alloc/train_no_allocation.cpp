@@ -3,101 +3,31 @@
 // the loop of theory.md §6: sample z, ε, t → x_t → forward → loss gradient (§6.7) → backward →
 // clip → lr → AdamW step → EMA).
 //
-// The detectors are those of no_allocation.cpp, in the same executable:
-//  1. its replacement global operator new counts every C++ heap allocation into
-//     alloc_test::news (declared here, defined there; absent in sanitizer builds, which define
-//     FMD_TEST_NO_NEW_COUNTER because ASan owns operator new);
-//  2. EIGEN_RUNTIME_NO_MALLOC + an eigen_assert that counts failed malloc checks into
-//     alloc_test::eigen_mallocs. The prelude below is token-for-token the one of
-//     no_allocation.cpp: the inline counter and handlers are then the same entities in both
-//     translation units, whichever copy of an out-of-line Eigen function the linker keeps.
-// A warm-up step that must allocate (the trainer's and the network's buffers) shows the
-// detectors see the trainer's own allocation paths, so the zeros below are not vacuous.
-#define EIGEN_RUNTIME_NO_MALLOC 1
+// The detectors are those of counter.hpp. A warm-up step that must allocate (the trainer's and
+// the network's buffers) shows the detectors see the trainer's own allocation paths, so the zeros
+// below are not vacuous.
+#include "counter.hpp"
 
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-
-namespace alloc_test {
-inline long eigen_mallocs = 0;  // Eigen heap allocations while forbidden
-[[noreturn]] inline void eigen_assertion_failed(const char* expr, const char* file, int line) {
-    std::fprintf(stderr, "%s:%d: Eigen assertion failed: %s\n", file, line, expr);
-    std::abort();
-}
-inline void eigen_check_failed(const char* expr, const char* file, int line) {
-    if (std::strstr(expr, "heap allocation is forbidden") != nullptr) ++eigen_mallocs;
-    else eigen_assertion_failed(expr, file, line);
-}
-}  // namespace alloc_test
-// Like assert: the handler runs only when the condition fails.
-#define eigen_assert(x) ((x) ? static_cast<void>(0) : ::alloc_test::eigen_check_failed(#x, __FILE__, __LINE__))
-
-#include <catch2/catch.hpp>
-
-#include <atomic>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <fmd/fmd.hpp>
 
-#ifndef FMD_TEST_NO_NEW_COUNTER
-namespace alloc_test {
-extern std::atomic<long> news;  // no_allocation.cpp's replacement operator new counts here
-}
-#endif
+#include "support.hpp"
 
 namespace {
 
 using fmd::Matrix;
 using fmd::Vector;
 using LinearPath = fmd::GaussianPath<fmd::schedule::Linear>;
-
-constexpr bool counting_new =
-#ifdef FMD_TEST_NO_NEW_COUNTER
-    false;
-#else
-    true;
-#endif
-
-struct Allocations {
-    long news = 0;           // global operator new calls (0 when not counted)
-    long eigen_mallocs = 0;  // Eigen heap allocations
-};
-
-long new_count() {
-#ifdef FMD_TEST_NO_NEW_COUNTER
-    return 0;
-#else
-    return alloc_test::news.load(std::memory_order_relaxed);
-#endif
-}
-
-/// Runs f with Eigen's heap forbidden and returns the allocations it made. No Catch macro may
-/// run inside f: Catch itself allocates while building messages.
-template <class F>
-Allocations count_allocations(F&& f) {
-    const long news0 = new_count();
-    const long eigen0 = alloc_test::eigen_mallocs;
-    Eigen::internal::set_is_malloc_allowed(false);
-    f();
-    Eigen::internal::set_is_malloc_allowed(true);
-    return {new_count() - news0, alloc_test::eigen_mallocs - eigen0};
-}
-
-template <class S>
-fmd::GaussianMixture<S> blobs() {
-    Matrix<S> mu(2, 3);
-    mu << S(-2.0), S(2.0), S(0.5),  //
-        S(-1.0), S(-1.0), S(2.0);
-    Vector<S> sd(3), w(3);
-    sd << S(0.3), S(0.4), S(0.25);
-    w << 2, 3, 5;
-    return {mu, sd, w};
-}
+using alloc_test::Allocations;
+using alloc_test::count_allocations;
+using alloc_test::counting_new;
 
 struct Variant {
     std::string name;
@@ -117,12 +47,32 @@ std::vector<Variant> variants() {
     };
 }
 
-template <class S, class Source>
-void check_train_steps(const Source& source, const Variant& v) {
-    INFO("options: " << v.name << (counting_new ? "" : " (operator new not counted in this build)"));
-    // Width 64: Eigen's GEMM packing buffers stay on the stack (nn/mlp.hpp); wider layers take
-    // them from the heap inside Eigen itself.
-    fmd::nn::MLP<S> net({.dim = 2, .width = 64, .depth = 3}, 1);
+/// A conditional MLP that counts the labels the trainer feeds it, ∅ among them: evidence that the
+/// measured steps took the labelled path with label dropout (theory.md §6.9). Counting allocates
+/// nothing.
+template <class S>
+struct LabelCountingMLP : fmd::nn::MLP<S> {
+    using fmd::nn::MLP<S>::MLP;
+    using fmd::nn::MLP<S>::forward;
+    long seen = 0, nulls = 0;
+    void forward(fmd::In<S> x, const fmd::RowIn<S>& t, fmd::Labels labels, fmd::Out<S> out) {
+        for (int y : labels) nulls += y == this->null_label();
+        seen += static_cast<long>(labels.size());
+        fmd::nn::MLP<S>::forward(x, t, labels, out);
+    }
+};
+
+// Width 64: Eigen's GEMM packing buffers stay on the stack (nn/mlp.hpp); wider layers take them
+// from the heap inside Eigen itself.
+constexpr fmd::nn::MLPConfig net_config{.dim = 2, .width = 64, .depth = 3};
+
+/// A warm-up train_step, then 5 measured ones and a measured step_on, on a fresh trainer for net.
+/// A labelled source (theory.md §6.9) trains net on (z, y) with label dropout.
+template <class Net, class Source>
+void check_train_steps(Net& net, const Source& source, const Variant& v) {
+    using S = typename Net::Scalar;
+    constexpr bool labelled = fmd::train::LabelledDataSource<Source, S>;
+    INFO("options: " << v.name << (labelled ? ", labelled" : "") << (counting_new ? "" : " (operator new not counted in this build)"));
     fmd::nn::AdamW<S> opt(net.parameter_count(), {.lr = 3e-3});
     fmd::train::Trainer trainer(LinearPath{}, fmd::loss::cfm, net, opt, v.options);
     fmd::Rng rng(5);
@@ -133,15 +83,22 @@ void check_train_steps(const Source& source, const Variant& v) {
     CHECK(warm_up.eigen_mallocs > 0);  // the detector sees the trainer's own allocations
     const Vector<S> after_first = net.parameters();
     const Vector<S> ema_after_first = trainer.ema();
+    long seen0 = 0, nulls0 = 0;
+    if constexpr (labelled) {
+        seen0 = net.seen;
+        nulls0 = net.nulls;
+    }
 
     S last = 0;
     const Allocations steps = count_allocations([&] {
         for (int i = 0; i < 5; ++i) last = trainer.train_step(source, rng);
     });
-    INFO("warm-up: " << warm_up.news << " operator new, " << warm_up.eigen_mallocs << " Eigen mallocs; 5 later steps: " << steps.news
-                     << " operator new, " << steps.eigen_mallocs << " Eigen mallocs");
+    INFO("warm-up: " << warm_up.news << " operator new, " << warm_up.eigen_mallocs << " Eigen mallocs, " << warm_up.mallocs
+                     << " malloc calls; 5 later steps: " << steps.news << " operator new, " << steps.eigen_mallocs << " Eigen mallocs, "
+                     << steps.mallocs << " malloc calls");
     CHECK(steps.news == 0);
     CHECK(steps.eigen_mallocs == 0);
+    CHECK(steps.mallocs == 0);
     // The measured steps did the work.
     CHECK(trainer.step() == 6);
     CHECK(opt.steps() == 6);
@@ -152,13 +109,28 @@ void check_train_steps(const Source& source, const Variant& v) {
         CHECK(trainer.ema().size() == net.parameter_count());
         CHECK_FALSE(trainer.ema() == ema_after_first);
     }
+    if constexpr (labelled) {
+        // 5 batches of labels reached the network, some (not all) of them dropped to ∅.
+        CHECK(net.seen - seen0 == 5 * v.options.batch_size);
+        CHECK(net.nulls - nulls0 > 0);
+        CHECK(net.nulls - nulls0 < net.seen - seen0);
+    }
 
     // step_on with a caller-owned batch of the same size reuses the buffers as well.
     Matrix<S> z(2, v.options.batch_size);
-    source.sample(z, rng);
-    const Allocations on = count_allocations([&] { last = trainer.step_on(z, rng); });
+    Allocations on;
+    if constexpr (labelled) {
+        std::vector<int> labels(static_cast<std::size_t>(z.cols()));
+        source.sample(z, std::span<int>(labels), rng);
+        on = count_allocations([&] { last = trainer.step_on(z, fmd::Labels(labels), rng); });
+        CHECK(net.seen - seen0 == 6 * v.options.batch_size);
+    } else {
+        source.sample(z, rng);
+        on = count_allocations([&] { last = trainer.step_on(z, rng); });
+    }
     CHECK(on.news == 0);
     CHECK(on.eigen_mallocs == 0);
+    CHECK(on.mallocs == 0);
     CHECK(trainer.step() == 7);
 }
 
@@ -181,13 +153,35 @@ TEMPLATE_TEST_CASE("Trainer::train_step allocates nothing after the first step (
     CHECK(control.eigen_mallocs >= 1);
     if constexpr (counting_new) CHECK(control.news >= 1);
 
-    const auto mix = blobs<S>();
+    const auto mix = fmd_test::separated_blobs<S>();
     Matrix<S> points(2, 500);
     fmd::Rng rng(3);
     mix.sample(points, rng);
     const fmd::data::Dataset<S> dataset(points);
     for (const Variant& v : variants()) {
-        check_train_steps<S>(mix, v);      // GaussianMixture as the source
-        check_train_steps<S>(dataset, v);  // a finite data set as the source
+        fmd::nn::MLP<S> a(net_config, 1), b(net_config, 1);
+        check_train_steps(a, mix, v);      // GaussianMixture as the source
+        check_train_steps(b, dataset, v);  // a finite data set as the source
+    }
+}
+
+TEMPLATE_TEST_CASE("Labelled Trainer::train_step (conditional MLP, label dropout) allocates nothing after the first step", "[alloc][train][guidance]",
+                   float, double) {
+    // theory.md §6.9: each label becomes ∅ with probability label_dropout, drawn inside the step;
+    // the labelled forward adds the class embedding column by column.
+    using S = TestType;
+    const fmd::LabelledMixture<S> mix(fmd_test::separated_blobs<S>(), {0, 1, 2});
+    Matrix<S> points(2, 500);
+    std::vector<int> labels(500);
+    fmd::Rng rng(3);
+    mix.sample(points, std::span<int>(labels), rng);
+    const fmd::data::LabelledDataset<S> dataset(points, labels);
+    fmd::nn::MLPConfig config = net_config;
+    config.num_classes = 3;
+    for (Variant v : variants()) {
+        v.options.label_dropout = 0.3;
+        LabelCountingMLP<S> a(config, 1), b(config, 1);
+        check_train_steps(a, dataset, v);  // data::LabelledDataset as the source
+        check_train_steps(b, mix, v);      // LabelledMixture as the source
     }
 }
