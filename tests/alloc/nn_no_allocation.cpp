@@ -1,4 +1,4 @@
-// nn::MLP and the optimizers allocate nothing after the first call at a batch size.
+// nn::MLP (forward, backward, sampling call, jvp) and the optimizers allocate nothing after the first call at a batch size.
 //
 // Detectors: counter.hpp. Its malloc interposer (glibc, non-sanitizer builds) sees every heap
 // allocation, Eigen's included; Eigen's runtime malloc check also runs in sanitizer builds.
@@ -31,6 +31,7 @@ void check_mlp(fmd::nn::Activation act, fmd::nn::Embedding emb) {
         net.forward(x, t, out);
         net.backward(out, grad_x);
         net(x, 0.5, out);
+        net.jvp(x, 0.5, grad_x, out);
         adamw.step(net.parameters(), net.gradients());
         const Allocations during = count_allocations([&] {
             for (int rep = 0; rep < 3; ++rep) {
@@ -44,6 +45,8 @@ void check_mlp(fmd::nn::Activation act, fmd::nn::Embedding emb) {
                 net(x, 0.25 * rep, out);
                 net(x.leftCols(n - 1), 0.5, out.leftCols(n - 1));  // smaller batches reuse the workspaces
                 net(x.leftCols(n - 1), 0.7, out.leftCols(n - 1));
+                net.jvp(x, 0.3, grad_x, out);  // forward-mode tangents reuse their own workspace
+                net.jvp(x.leftCols(n - 1), 0.6, grad_x.leftCols(n - 1), out.leftCols(n - 1));
             }
         });
         INFO("batch " << n);
