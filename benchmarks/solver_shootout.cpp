@@ -10,8 +10,8 @@
 // is printed as the distance to a solve at 10× looser tolerance.
 //
 // Headline: the fewest NFE at which each solver's error falls to Euler-1000's error on the same
-// problem (budgets scanned upward: every NFE to 64, then ~8 % apart; Dopri5 over a tolerance
-// sweep). Output: tables on stdout and OUT/solver_shootout.png (log-log error vs NFE).
+// problem: bisection on the step count between the ladder budgets that bracket the target
+// (assumes the error falls with NFE there); Dopri5: the cheapest run of a tolerance sweep. Output: tables on stdout and OUT/solver_shootout.png (log-log error vs NFE).
 //
 //   solver_shootout [--out DIR] [--checkpoint FILE] [--train-steps 20000] [--points 512]
 //                   [--no-network] [--seed 0]
@@ -98,24 +98,17 @@ struct Curve {
     long headline = -1;         // fewest NFE reaching the target; -1: not within 1000
 };
 struct Result {
+    std::string label;  // column head of the headline table
     std::string problem;
     double target = 0, reference_error = 0;
     std::vector<Curve> curves;
 };
 
-/// Budgets scanned for the headline: every NFE up to 64, then ~8 % apart, up to 1000.
-std::vector<long> scan_budgets() {
-    std::vector<long> b;
-    for (long n = 1; n <= 64; ++n) b.push_back(n);
-    while (b.back() < 1000) b.push_back(std::min(1000L, static_cast<long>(std::ceil(static_cast<double>(b.back()) * 1.08))));
-    return b;
-}
-
 template <class S, class F>
-Result shootout(const std::string& problem, F& u, const Path& path, const Matrix<S>& x0, const Matrix<double>& reference, double reference_tol,
+Result shootout(const std::string& label, const std::string& problem, F& u, const Path& path, const Matrix<S>& x0, const Matrix<double>& reference, double reference_tol,
                double reference_error) {
     const auto t_start = Clock::now();
-    Result r{problem, 0.0, reference_error, {}};
+    Result r{label, problem, 0.0, reference_error, {}};
     auto entries = solvers<S>(u, path);
     auto solve = [&](Entry<S>& e, long steps) {
         Matrix<S> x = x0;
@@ -130,15 +123,20 @@ Result shootout(const std::string& problem, F& u, const Path& path, const Matrix
             const long steps = e.steps_for(b);
             if (steps >= e.min_steps) c.ladder.push_back(solve(e, steps));
         }
+        // Headline: bisect on the step count between the last ladder budget above the target
+        // and the first at or below it (the error is taken to fall with NFE in between).
         if (e.name == "Euler") c.headline = 1000;  // the target itself
         else
-            for (long b : scan_budgets()) {
-                const long steps = e.steps_for(b);
-                if (steps < e.min_steps || e.k * steps + e.extra != b) continue;
-                if (solve(e, steps).error <= r.target) {
-                    c.headline = b;
-                    break;
+            for (std::size_t i = 0; i < c.ladder.size(); ++i) {
+                if (c.ladder[i].error > r.target) continue;
+                long hi = (c.ladder[i].nfe - e.extra) / e.k;
+                long lo = i == 0 ? e.min_steps - 1 : (c.ladder[i - 1].nfe - e.extra) / e.k;  // lo fails (or is below min_steps)
+                while (hi - lo > 1) {
+                    const long mid = (lo + hi) / 2;
+                    (solve(e, mid).error <= r.target ? hi : lo) = mid;
                 }
+                c.headline = e.k * hi + e.extra;
+                break;
             }
         r.curves.push_back(std::move(c));
     }
@@ -307,7 +305,7 @@ int main(int argc, char** argv) {
         Matrix<double> x0(2, 2000);
         fmd::fill_normal(x0, rng);
         const auto [ref, ref_err] = reference_solution(u, x0, oracle_tol);
-        results.push_back(shootout("2-D mixture (8-ring, std 0.25), 2000 samples, double", u, path, x0, ref, oracle_tol, ref_err));
+        results.push_back(shootout("2-D mixture", "2-D mixture (8-ring, std 0.25), 2000 samples, double", u, path, x0, ref, oracle_tol, ref_err));
         print(results.back());
     }
     {  // (b) 64-D: 16 components, stds 0.5 … 1
@@ -316,7 +314,7 @@ int main(int argc, char** argv) {
         Matrix<double> x0(64, 1000);
         fmd::fill_normal(x0, rng);
         const auto [ref, ref_err] = reference_solution(u, x0, oracle_tol);
-        results.push_back(shootout("64-D mixture (16 components), 1000 samples, double", u, path, x0, ref, oracle_tol, ref_err));
+        results.push_back(shootout("64-D mixture", "64-D mixture (16 components), 1000 samples, double", u, path, x0, ref, oracle_tol, ref_err));
         print(results.back());
     }
     if (network) {  // (c) the trained checkerboard network, float32; reference in double
@@ -327,19 +325,19 @@ int main(int argc, char** argv) {
         fmd::fill_normal(x0, rng);
         const auto [ref, ref_err] = reference_solution(net64, x0, network_tol);
         const Matrix<float> x0f = x0.cast<float>();
-        results.push_back(shootout("trained checkerboard MLP, " + std::to_string(n_net) + " samples, float32", net, path, x0f, ref, network_tol, ref_err));
+        results.push_back(shootout("checkerboard MLP", "trained checkerboard MLP, " + std::to_string(n_net) + " samples, float32", net, path, x0f, ref, network_tol, ref_err));
         print(results.back());
     }
 
     std::printf("\nHeadline: fewest NFE to reach Euler-1000's final-state error\n%-22s", "solver");
-    for (const auto& r : results) std::printf(" %14s", r.problem.substr(0, r.problem.find(',')).substr(0, 14).c_str());
+    for (const auto& r : results) std::printf(" %16s", r.label.c_str());
     std::printf("\n");
     for (std::size_t k = 0; k < results[0].curves.size(); ++k) {
         std::printf("%-22s", results[0].curves[k].name.c_str());
         for (const auto& r : results) {
             const long h = r.curves[k].headline;
-            if (h > 0) std::printf(" %14ld", h);
-            else std::printf(" %14s", "> 1000");
+            if (h > 0) std::printf(" %16ld", h);
+            else std::printf(" %16s", "> 1000");
         }
         std::printf("\n");
     }
