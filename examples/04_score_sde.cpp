@@ -1,0 +1,230 @@
+// Example 04: a diffusion model the score-SDE way. A small MLP learns the noise ε̂ (DDPM's
+// ε-prediction, theory.md §6.4) or the score s = ∇log p_t (CSM, theory.md §6.3) of two moons
+// (or 8 Gaussians, --data gaussians); the SAME network then samples
+//   - with the probability-flow ODE, its output converted to a velocity (theory.md §5.2), and
+//   - with the SDE of theory.md §3.7, drift u + σ²/2·s, by Euler–Maruyama for several σ (§7.6).
+// Writes 04_score_sde.png (data | ODE | SDE σ1 … σk, side by side) and prints for each panel the
+// sliced-W2 distance to fresh data beside the floor that exact samples reach.
+//
+// Copy it to start your own: swap the data source (anything with sample(out, rng)), the network,
+// the loss (--loss) or σ (--sigmas); the conversions and samplers stay as they are.
+//
+// Choices, and why:
+//   - Linear (CondOT) path x_t = t z + (1 − t) ε (theory.md §4.1), as in examples 01–02, so a
+//     score model and a flow model are trained on the same path and differ only in the target.
+//     Its two singular ends are handled explicitly below: ε̂ or s → u divides by α_t = t (t = 0,
+//     theory.md §5.3), and the CSM target −ε/β_t blows up at t = 1 (theory.md §4.3).
+//   - ε-prediction is the default: its target ε has unit variance at every t, while the CSM
+//     target −ε/(1 − t) has variance 1/(1 − t)², so CSM must stop training at t_max < 1 and its
+//     loss is dominated by the last few percent of t (CSM = ε-loss weighted by 1/β², §6.4).
+//   - Sampling runs on a cosine grid from t0 to t_max (denser at both ends, where the converted
+//     fields change fastest, §4.2) and ends with one denoising step x̂1(X, t_max) (theory.md §7.5):
+//     the model is never evaluated outside the times it was trained on.
+//   - t0 = 0.01, not 0.001: u = (x − ε̂)/t turns an absolute error e of the network into a velocity
+//     error e/t, so the first steps amplify it (measured: t0 = 1e-3 and 1e-4 sample worse).
+//   - σ is constant, as in the course labs and example 01 (theory.md §7.7). Large σ amplifies the
+//     network's error near t = 1, where (σ²/2)·s = −(σ²/2)·ε̂/β: σ = 2 already sharpens the moons.
+//     Any callable double(double t) works in its place, e.g. σ_t = c·β_t, which stays bounded there:
+//       auto em = fmd::solver::euler_maruyama<S>([&](double t) { return c * path.coefficients(t).beta; });
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmd/fmd.hpp>
+#include <fmd/nn/nn.hpp>
+#include <fmd/train/train.hpp>
+
+#include "common/cli.hpp"
+#include "common/plot.hpp"
+
+using S = float;
+using Matrix = fmd::Matrix<S>;
+
+namespace {
+
+/// The training distribution: 8 Gaussians on a circle or two moons. Any type with
+/// sample(out, rng) filling a dim x n batch is a data source for the Trainer (an endless stream:
+/// every batch is fresh; wrap a finite set in fmd::data::Dataset instead).
+struct Toy {
+    bool moons = false;
+    fmd::GaussianMixture<S> ring = fmd::GaussianMixture<S>::ring(8, 4.0f, 0.25f);
+    fmd::data::TwoMoons two_moons{.noise = 0.05, .scale = 2.0};
+    template <class O, class G>
+    void sample(O&& out, G& rng) const {
+        if (moons) two_moons.sample(out, rng);
+        else ring.sample(out, rng);
+    }
+};
+
+std::vector<double> parse_list(const std::string& s) {
+    std::vector<double> v;
+    std::stringstream in(s);
+    for (std::string item; std::getline(in, item, ',');) v.push_back(std::stod(item));
+    return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    cli::Args args(argc, argv);
+    if (args.help()) {
+        std::puts("04_score_sde [--out DIR] [--data moons|gaussians] [--loss epsilon|csm] [--steps 6000] [--batch 256]\n"
+                  "             [--lr 2e-3] [--width 192] [--depth 3] [--ema 0.999] [--t-max 0.999 (csm: 0.95)]\n"
+                  "             [--sample-steps 100] [--t0 1e-2] [--sigmas 0.25,0.5,1,2] [--samples 2000] [--seed 0]\n"
+                  "             [--threads 1] [--checkpoint FILE] [--sample-only]");
+        return 0;
+    }
+    const std::string out = args.str("out", ".");
+    const std::string data_name = args.str("data", "moons");
+    const std::string loss_name = args.str("loss", "epsilon");
+    const long steps = args.integer("steps", 6000);
+    const long batch = args.integer("batch", 256);
+    const double lr = args.real("lr", 2e-3);
+    const long width = args.integer("width", 192);
+    const long depth = args.integer("depth", 3);
+    const double ema = args.real("ema", 0.999);
+    const double t_max = args.real("t-max", loss_name == "csm" ? 0.95 : 0.999);
+    const long sample_steps = args.integer("sample-steps", 100);
+    const double t0 = args.real("t0", 1e-2);
+    const std::vector<double> sigmas = parse_list(args.str("sigmas", "0.25,0.5,1,2"));
+    const long n = args.integer("samples", 2000);
+    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
+    const std::string ckpt = args.str("checkpoint", "");
+    const bool sample_only = args.flag("sample-only");
+    const long threads = args.integer("threads", 1);
+    args.finish();
+    if (data_name != "gaussians" && data_name != "moons") { std::fprintf(stderr, "error: --data must be gaussians or moons\n"); return 2; }
+    if (loss_name != "epsilon" && loss_name != "csm") { std::fprintf(stderr, "error: --loss must be epsilon or csm\n"); return 2; }
+    if (sample_only && ckpt.empty()) { std::fprintf(stderr, "error: --sample-only needs --checkpoint FILE\n"); return 2; }
+
+    // Eigen threads its matrix products with OpenMP. These are small (256 x 256 times 256 columns):
+    // on 2 shared cores a second thread made training 6-17x slower here (Eigen's GEMM threads
+    // spin-wait on each other), so one thread is the default.
+    Eigen::setNbThreads(static_cast<int>(threads));
+    fmd::Rng rng(seed);
+    const Toy data{.moons = data_name == "moons"};
+    fmd::GaussianPath<fmd::schedule::Linear> path;
+
+    // A small MLP with SiLU and random Fourier features of t (smooth in t, unlike ReLU).
+    fmd::nn::MLP<S> net({.dim = 2, .width = width, .depth = depth, .activation = fmd::nn::Activation::silu,
+                         .time = {.kind = fmd::nn::Embedding::fourier, .channels = 64, .sigma = 4.0}},
+                        rng);
+    fmd::nn::AdamW<S> opt(net.parameter_count(), {.lr = lr, .weight_decay = 0.0});
+    const fmd::nn::WarmupCosine schedule{.peak_lr = lr, .warmup_steps = std::min(200L, steps / 10), .total_steps = steps, .min_lr = lr / 20};
+    std::printf("model: %s, %ld parameters, %s loss on %s, t ~ U[0, %g]\n", net.describe().c_str(), static_cast<long>(net.parameter_count()),
+                loss_name.c_str(), data_name.c_str(), t_max);
+
+    // Training (theory.md §6): t ~ U[0, t_max], x_t = t z + (1 − t) ε, target ε or −ε/(1 − t).
+    // The loss type fixes the Trainer type, hence the generic lambda.
+    auto train_with = [&](auto loss) {
+        fmd::train::Trainer trainer(path, loss, net, opt,
+                                    {.batch_size = batch, .ema_decay = ema, .lr_schedule = [schedule](std::int64_t s) { return schedule.lr(s); }},
+                                    fmd::time::Uniform(0.0, t_max));
+        if (sample_only) {
+            trainer.restore(fmd::train::load_checkpoint<S>(ckpt), rng);
+            std::printf("loaded %s (step %lld; trained with the same --loss and architecture)\n", ckpt.c_str(), static_cast<long long>(trainer.step()));
+        } else {
+            const auto start = std::chrono::steady_clock::now();
+            fmd::train::Progress progress(std::max(1L, steps / 10));
+            fmd::train::fit(trainer, data, rng, steps, progress);
+            std::printf("trained %ld steps at batch %ld in %.1f s (final loss EMA %.4f)\n", steps, batch,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), progress.loss_ema());
+            if (!ckpt.empty()) fmd::train::save_checkpoint(ckpt, trainer.checkpoint(rng));
+        }
+        if (trainer.ema().size() == net.parameter_count()) net.parameters() = trainer.ema();  // sample with the EMA weights
+    };
+    if (loss_name == "csm") train_with(fmd::loss::csm);
+    else train_with(fmd::loss::epsilon);
+
+    // One network, every field (theory.md §5.2): what it predicts, seen as a velocity for the
+    // ODE and as a denoiser x̂1 for the final step. The SDE drift u + σ²/2·s is built from the
+    // velocity view by fmd::sample (theory.md §7.6): one network evaluation per step.
+    const fmd::Prediction predicts = loss_name == "csm" ? fmd::loss::csm.prediction : fmd::loss::epsilon.prediction;
+    auto velocity = fmd::reparameterize(path, net, predicts, fmd::Prediction::velocity);
+    auto denoiser = fmd::reparameterize(path, net, predicts, fmd::Prediction::x1);
+    const auto grid = fmd::grid::cosine(sample_steps, t0, t_max);
+    // Last step: X ~ p_{t_max} ≈ p_data blurred by β = 1 − t_max; return E[z | X] (theory.md §7.5).
+    auto denoise = [&](Matrix& x) {
+        Matrix y(x.rows(), x.cols());
+        denoiser(fmd::In<S>(x), t_max, fmd::Out<S>(y));
+        x = y;
+    };
+
+    // Quality: sliced W2 to fresh data, averaged over `refs` reference sets. The floor is what
+    // exact samples score: the same figure for fresh data sets, averaged over `refs` of them, with
+    // its spread (one set of n points is noisy: the share of each moon or mode varies by ~1/√n).
+    const int projections = 128, refs = 10;
+    std::vector<Matrix> references(refs, Matrix(2, n));
+    for (auto& r : references) data.sample(r, rng);
+    auto sw2 = [&](const Matrix& x) {
+        double sum = 0;
+        for (const auto& r : references) sum += fmd::metrics::sliced_wasserstein(x, r, projections, rng);
+        return sum / refs;
+    };
+    Matrix fresh(2, n);
+    double floor = 0, floor_sq = 0;
+    for (int k = 0; k < refs; ++k) {
+        data.sample(fresh, rng);
+        const double d = sw2(fresh);
+        floor += d / refs;
+        floor_sq += d * d / refs;
+    }
+    const double spread = std::sqrt(std::max(0.0, floor_sq - floor * floor));
+    // Start at t0 > 0 (ε̂ or s → u is 0/0 at t = 0, theory.md §5.3) from x_t0 ≈ β_t0 ε, dropping
+    // the t0·z term. Every sampler below starts from the same noise.
+    Matrix noise(2, n);
+    fmd::fill_normal(noise, rng);
+    noise *= S(path.coefficients(t0).beta);
+    std::printf("sliced W2 to fresh data (%ld points, %d projections, mean over %d reference sets); %ld steps on a cosine grid [%g, %g]:\n", n,
+                projections, refs, sample_steps, t0, t_max);
+    std::printf("  floor: fresh data sets                       %.4f ± %.4f\n", floor, spread);
+    std::printf("  the start, N(0, β_t0² I)                     %.4f\n", sw2(noise));
+
+    const double lim = data.moons ? 3.5 : 5.5;
+    std::vector<plot::Canvas> panels;
+    std::vector<std::string> titles;
+    auto add = [&](const Matrix& pts, plot::Color c, const std::string& title, double dist) {
+        plot::Canvas p(320, 320, -lim, lim, -lim, lim);
+        p.scatter(pts, c, 1.2, 0.5);
+        if (dist >= 0) {
+            char label[48];
+            std::snprintf(label, sizeof label, "SW2 %.3f (floor %.3f +- %.3f)", dist, floor, spread);
+            p.text(8, 300, label, plot::black, 1);
+        }
+        p.frame();
+        panels.push_back(p);
+        titles.push_back(title);
+    };
+    add(fresh, plot::black, "data", -1);
+
+    // ODE: Heun on the velocity view (theory.md §7.2), then the denoising step.
+    {
+        Matrix x = noise;
+        fmd::solver::Heun<S> heun;
+        const auto stats = fmd::sample(velocity, x, grid, heun);
+        denoise(x);
+        const double d = sw2(x);
+        std::printf("  ODE, Heun                         (%4ld NFE) %.4f\n", stats.nfe + 1, d);
+        add(x, plot::blue, "ODE (Heun)", d);
+    }
+    // SDE: Euler–Maruyama with constant σ (theory.md §2.4, §7.6, §7.7), same grid and noise.
+    const std::vector<plot::Color> colors{plot::green, plot::orange, plot::red, plot::purple};
+    for (std::size_t k = 0; k < sigmas.size(); ++k) {
+        Matrix x = noise;
+        fmd::solver::EulerMaruyama<S> em(fmd::ConstantSigma(sigmas[k]));
+        const auto stats = fmd::sample(path, velocity, x, grid, em, rng);
+        denoise(x);
+        const double d = sw2(x);
+        std::printf("  SDE, Euler-Maruyama, sigma = %-4g (%4ld NFE) %.4f\n", sigmas[k], stats.nfe + 1, d);
+        char title[40];
+        std::snprintf(title, sizeof title, "SDE sigma = %g", sigmas[k]);
+        add(x, colors[k % colors.size()], title, d);
+    }
+    plot::save_panels(panels, titles, static_cast<int>(panels.size()), out + "/04_score_sde.png");
+    std::printf("wrote %s/04_score_sde.png\n", out.c_str());
+    return 0;
+}
