@@ -244,17 +244,9 @@ int main(int argc, char** argv) {
     const long ckpt_every = args.integer("checkpoint-every", 0);
     const std::string resume = args.str("resume", "");
     const bool sample_only = args.flag("sample-only");
-    const std::string predict = args.str("predict", "x1");
+    const bool x1_model = args.choice("predict", "x1", {"x1", "velocity"}) == "x1";
     args.finish();
-    if (predict != "x1" && predict != "velocity") {
-        std::fprintf(stderr, "error: --predict must be x1 or velocity, got '%s'\n", predict.c_str());
-        return 2;
-    }
-    const bool x1_model = predict == "x1";
-    if (sample_only && resume.empty() && ckpt.empty()) {
-        std::fprintf(stderr, "error: --sample-only needs --resume FILE or --checkpoint FILE to load the model from\n");
-        return 2;
-    }
+    if (sample_only && resume.empty() && ckpt.empty()) args.fail("--sample-only needs --resume FILE or --checkpoint FILE to load the model from");
     Eigen::setNbThreads(threads);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // results line by line, between the progress lines on stderr
     const auto t_start = std::chrono::steady_clock::now();

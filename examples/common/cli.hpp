@@ -3,7 +3,10 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <initializer_list>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace cli {
 
@@ -24,17 +27,36 @@ public:
     long integer(const std::string& k, long def) { return std::stol(str(k, std::to_string(def))); }
     double real(const std::string& k, double def) { return std::stod(str(k, std::to_string(def))); }
     bool flag(const std::string& k) { return str(k, "0") != "0"; }
+    /// One of `options`; anything else fails naming the flag.
+    std::string choice(const std::string& k, const std::string& def, std::initializer_list<std::string> options) {
+        const std::string v = str(k, def);
+        std::string list;
+        for (const auto& o : options) {
+            if (o == v) return v;
+            list += (list.empty() ? "" : ", ") + o;
+        }
+        fail("--" + k + " must be one of " + list + ", got '" + v + "'");
+    }
+    /// A comma-separated list of numbers, e.g. --sigmas 0.25,0.5,1.
+    std::vector<double> reals(const std::string& k, const std::string& def) {
+        std::vector<double> v;
+        std::stringstream in(str(k, def));
+        for (std::string item; std::getline(in, item, ',');) v.push_back(std::stod(item));
+        return v;
+    }
     /// Rejects flags nobody asked for (typos).
     void finish() const {
         for (const auto& [k, v] : values_)
             if (!used_.count(k)) fail("unknown flag --" + k);
     }
 
-private:
+    /// Reports a bad command line (also for checks across flags) and exits with status 2.
     [[noreturn]] static void fail(const std::string& msg) {
         std::cerr << "error: " << msg << " (see --help)\n";
         std::exit(2);
     }
+
+private:
     std::map<std::string, std::string> values_;
     std::map<std::string, bool> used_;
     bool help_ = false;

@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -86,7 +87,9 @@ public:
                 set(i + x, j + y, Color{p[0], p[1], p[2]});
             }
     }
+    /// Writes a PNG, creating the missing directories of `path` (--out DIR need not exist).
     void save(const std::string& path) const {
+        if (const auto dir = std::filesystem::path(path).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
         if (!stbi_write_png(path.c_str(), w_, h_, 3, px_.data(), w_ * 3)) throw std::runtime_error("could not write " + path);
     }
 
