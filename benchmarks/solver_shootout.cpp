@@ -16,7 +16,8 @@
 //
 // Headline: the fewest NFE at which each solver's error falls to Euler-1000's error on the same
 // problem: bisection on the step count between the ladder budgets that bracket the target
-// (assumes the error falls with NFE there); Dopri5: the cheapest run of a tolerance sweep. Output: tables on stdout and OUT/solver_shootout.png (log-log error vs NFE).
+// (assumes the error falls with NFE there); Dopri5: the cheapest run of a tolerance sweep.
+// Output: tables on stdout and OUT/solver_shootout.png (log-log error vs NFE).
 //
 //   solver_shootout [--out DIR] [--checkpoint FILE] [--checkpoint-smooth FILE]
 //                   [--train-steps 20000] [--points 512] [--no-network] [--seed 0]
@@ -33,6 +34,7 @@
 #include <limits>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include <fmd/fmd.hpp>
@@ -106,16 +108,18 @@ struct Curve {
 };
 struct Result {
     std::string label;  // column head of the headline table
-    std::string problem;
+    std::string title;  // panel title
+    std::string problem;  // title, sample count and scalar type
     double target = 0, reference_error = 0;
     std::vector<Curve> curves;
 };
 
 template <class S, class F>
-Result shootout(const std::string& label, const std::string& problem, F& u, const Path& path, const Matrix<S>& x0, const Matrix<double>& reference, double reference_tol,
+Result shootout(const std::string& label, const std::string& title, F& u, const Path& path, const Matrix<S>& x0, const Matrix<double>& reference, double reference_tol,
                double reference_error) {
     const auto t_start = Clock::now();
-    Result r{label, problem, 0.0, reference_error, {}};
+    const std::string problem = title + ", " + std::to_string(x0.cols()) + " samples, " + (std::is_same_v<S, float> ? "float32" : "double");
+    Result r{label, title, problem, 0.0, reference_error, {}};
     auto entries = solvers<S>(u, path);
     auto solve = [&](Entry<S>& e, long steps) {
         Matrix<S> x = x0;
@@ -309,13 +313,13 @@ int main(int argc, char** argv) {
     std::vector<Result> results;
     const double oracle_tol = 1e-12, network_tol = 1e-8;  // reference Dopri5 tolerances
 
-    auto oracle_problem = [&](const std::string& label, const std::string& problem, const fmd::GaussianMixture<double>& mixture, int n) {
+    auto oracle_problem = [&](const std::string& label, const std::string& title, const fmd::GaussianMixture<double>& mixture, int n) {
         fmd::MixtureOracle oracle(path, mixture);
         auto u = oracle.velocity_field();
         Matrix<double> x0(mixture.dim(), n);
         fmd::fill_normal(x0, rng);
         const auto [ref, ref_err] = reference_solution(u, x0, oracle_tol);
-        results.push_back(shootout(label, problem + ", " + std::to_string(n) + " samples, double", u, path, x0, ref, oracle_tol, ref_err));
+        results.push_back(shootout(label, title, u, path, x0, ref, oracle_tol, ref_err));
         print(results.back());
     };
     // (a) 2-D: 8 Gaussians of std 0.25 on a circle of radius 4 (sharp late-time dynamics)
@@ -327,15 +331,15 @@ int main(int argc, char** argv) {
         fmd::fill_normal(x0, rng);
         const Matrix<float> x0f = x0.cast<float>();
         const fmd::data::Checkerboard board;
-        for (const auto& [scale, file, label] : {std::tuple{10000.0, ckpt, std::string("checkerboard MLP")},
-                                                 std::tuple{100.0, ckpt_smooth, std::string("MLP, t-scale 100")}}) {
+        for (const auto& [scale, file, label, title] :
+             {std::tuple{10000.0, ckpt, std::string("checkerboard MLP"), std::string("checkerboard MLP (seed, time scale 10000)")},
+              std::tuple{100.0, ckpt_smooth, std::string("MLP, t-scale 100"), std::string("checkerboard MLP (time scale 100)")}}) {
             auto net = checkerboard_model(file, scale, train_steps, rng);
             fmd::nn::MLP<double> net64(net.config());
             net64.parameters() = net.parameters().cast<double>();
             const auto [ref, ref_err] = reference_solution(net64, x0, network_tol);
             std::printf("  filled-square fraction of the reference samples: %.3f\n", board.filled_fraction(ref));
-            const std::string what = scale == 10000.0 ? "checkerboard MLP (seed, time scale 10000)" : "checkerboard MLP (time scale 100)";
-            results.push_back(shootout(label, what + ", " + std::to_string(n_net) + " samples, float32", net, path, x0f, ref, network_tol, ref_err));
+            results.push_back(shootout(label, title, net, path, x0f, ref, network_tol, ref_err));
             print(results.back());
         }
     }
@@ -357,8 +361,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> titles;
     for (const auto& r : results) {
         panels.push_back(panel(r));
-        const auto cut = r.problem.rfind(", ", r.problem.find(" samples"));  // drop ", N samples, type"
-        titles.push_back(r.problem.substr(0, cut));
+        titles.push_back(r.title);
     }
     panels.push_back(legend(results[0]));
     titles.emplace_back("solvers");
