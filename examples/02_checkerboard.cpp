@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,7 +61,8 @@ int main(int argc, char** argv) {
     }
     fmd::train::Progress progress(std::max(1L, steps / 20));
     fmd::train::LossHistory history;
-    fmd::train::CheckpointEvery saver{ckpt.empty() ? 0 : (ckpt_every > 0 ? ckpt_every : steps), ckpt};
+    std::optional<fmd::train::CheckpointEvery> saver;
+    if (!ckpt.empty()) saver.emplace(ckpt_every > 0 ? ckpt_every : steps, ckpt);
     fmd::train::fit(trainer, data, rng, steps, progress, history, saver);
 
     // Sampling: Euler on t_k = k/n (theory.md §7.1), snapshots at five times.

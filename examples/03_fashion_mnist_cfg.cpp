@@ -42,6 +42,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -314,7 +315,8 @@ int main(int argc, char** argv) {
             std::printf("training to step %ld at batch %ld (label dropout %.2f, EMA %.4f)\n", steps, batch, dropout, ema);
             const auto start = std::chrono::steady_clock::now();
             fmd::train::Progress progress(std::max(1L, steps / 40));
-            fmd::train::CheckpointEvery saver{ckpt.empty() ? 0 : (ckpt_every > 0 ? ckpt_every : steps), ckpt};
+            std::optional<fmd::train::CheckpointEvery> saver;
+            if (!ckpt.empty()) saver.emplace(ckpt_every > 0 ? ckpt_every : steps, ckpt);
             fmd::train::fit(trainer, data, rng, steps, progress, saver);
             train_seconds = seconds_since(start);
             if (!ckpt.empty()) {

@@ -5,7 +5,7 @@
 #   scripts/test.sh --sanitize  also the AddressSanitizer + UBSan build of the suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh cmake make g++ libeigen3-dev zlib1g-dev catch2 libbenchmark-dev libstb-dev
+bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev catch2 libbenchmark-dev libstb-dev
 jobs=$(nproc)
 
 cmake --preset dev
@@ -15,7 +15,7 @@ ctest --preset dev -j "$jobs"
 # Consumer project built against the installed package (find_package(fmd CONFIG REQUIRED)).
 rm -rf build/install build/package
 cmake --install build/dev --prefix build/install
-cmake -S tests/package -B build/package -DCMAKE_PREFIX_PATH="$PWD/build/install" -DCMAKE_BUILD_TYPE=Release
+cmake -G Ninja -S tests/package -B build/package -DCMAKE_PREFIX_PATH="$PWD/build/install" -DCMAKE_BUILD_TYPE=Release
 cmake --build build/package -j "$jobs"
 ./build/package/fmd_consumer
 

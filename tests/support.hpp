@@ -24,6 +24,8 @@ namespace fmd_test {
 using fmd::Matrix;
 using fmd::Vector;
 
+inline constexpr double half_pi = 1.5707963267948966;
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 

@@ -15,13 +15,14 @@
 
 namespace {
 
+using fmd_test::half_pi;
+
 using fmd::Matrix;
 using fmd::Prediction;
 using fmd::Row;
 namespace sch = fmd::schedule;
 namespace loss = fmd::loss;
 
-constexpr double half_pi = 1.5707963267948966;
 
 using fmd_test::max_abs;
 using fmd_test::max_abs_diff;

@@ -10,11 +10,13 @@
 #include <fmd/nn/nn.hpp>
 
 #include "reference.hpp"
+#include "support.hpp"
 
 using fmd::Matrix;
 using fmd::Row;
 using fmd::Vector;
 using Catch::Matchers::Contains;
+using fmd_test::max_abs;
 
 namespace {
 
@@ -23,8 +25,6 @@ const Matrix<double> grads = (Matrix<double>(3, 5) << 0.1, -0.2, 0.3, 0.05, -1.0
                               0.4, 0.1, -0.5, 0.0, 0.2,                              //
                               -0.3, 0.25, 0.1, -0.05, 0.6)
                                  .finished();
-
-double max_abs(const Eigen::Ref<const Matrix<double>>& a) { return a.cwiseAbs().maxCoeff(); }
 
 // Reference Adam / AdamW written element by element from the formulas of torch.optim:
 //   t ← t + 1

@@ -13,11 +13,14 @@
 
 #include <fmd/fmd.hpp>
 
+#include "support.hpp"
+
 namespace {
+
+using fmd_test::half_pi;
 
 namespace sch = fmd::schedule;
 
-constexpr double half_pi = 1.5707963267948966;
 
 // Interior times, away from the endpoint singularities of theory.md §4.2 (Polynomial n < 1
 // at t = 0, Sqrt and VP at t = 1); the stencil below stays inside (0, 1).

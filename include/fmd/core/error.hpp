@@ -1,5 +1,13 @@
 #pragma once
-// fmd::error and the argument checks every public entry point uses.
+// The exception hierarchy and the argument checks every public entry point uses.
+//
+//   fmd::error                  base of everything fmd throws (catch this to catch all)
+//   ├─ fmd::invalid_argument    a bad input: shape, range, option, label, grid
+//   ├─ fmd::numerical_error     a computation that stopped being finite or cannot proceed
+//   │                           (training divergence, non-finite state, singular conversion at run time)
+//   └─ fmd::io_error            a file that cannot be read or written, or is not in the expected format
+//
+// Every message starts "fmd::<function>: argument '<name>' …", naming the argument at fault.
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -8,20 +16,58 @@
 
 namespace fmd {
 
-/// Thrown for every bad input. The message names the argument and what was expected.
-class error : public std::invalid_argument {
+/// Base of every exception fmd throws. The message names the function and the argument at fault.
+class error : public std::runtime_error {
 public:
-    using std::invalid_argument::invalid_argument;
+    using std::runtime_error::runtime_error;
+};
+
+/// A bad input: wrong shape, value out of range, inconsistent options.
+class invalid_argument : public error {
+public:
+    using error::error;
+};
+
+/// A numerical failure: a loss, gradient, weight or state that became non-finite, or a
+/// computation that cannot continue (e.g. an iteration cap reached without convergence).
+class numerical_error : public error {
+public:
+    using error::error;
+};
+
+/// A file that cannot be opened, read or written, or whose content is not in the expected format
+/// (bad magic, truncated, corrupted checksum, trailing bytes).
+class io_error : public error {
+public:
+    using error::error;
 };
 
 namespace detail {
 
 template <class... Parts>
-[[noreturn]] void fail(std::string_view where, std::string_view argument, const Parts&... parts) {
+std::string message(std::string_view where, std::string_view argument, const Parts&... parts) {
     std::ostringstream os;
     os << "fmd::" << where << ": argument '" << argument << "' ";
     (os << ... << parts);
-    throw error(os.str());
+    return os.str();
+}
+
+/// Throws fmd::invalid_argument.
+template <class... Parts>
+[[noreturn]] void fail(std::string_view where, std::string_view argument, const Parts&... parts) {
+    throw invalid_argument(message(where, argument, parts...));
+}
+
+/// Throws fmd::numerical_error.
+template <class... Parts>
+[[noreturn]] void fail_numerical(std::string_view where, std::string_view argument, const Parts&... parts) {
+    throw numerical_error(message(where, argument, parts...));
+}
+
+/// Throws fmd::io_error.
+template <class... Parts>
+[[noreturn]] void fail_io(std::string_view where, std::string_view argument, const Parts&... parts) {
+    throw io_error(message(where, argument, parts...));
 }
 
 inline void require_time(std::string_view where, std::string_view argument, double t) {

@@ -13,11 +13,13 @@ namespace fmd {
 /// The library's default generator; any UniformRandomBitGenerator with 64-bit output works.
 using Rng = std::mt19937_64;
 
-/// Uniform double in (0, 1) from the top 53 bits; never returns 0 or 1.
+/// Uniform double in (0, 1) from the top 53 bits; never returns 0 or 1. (The largest draw,
+/// (2^53 − 1/2)·2^−53, rounds to 1.0 in double; it is mapped to the largest double below 1.)
 template <class G>
 double uniform01(G& rng) {
     const std::uint64_t bits = static_cast<std::uint64_t>(rng()) >> 11;
-    return (static_cast<double>(bits) + 0.5) * 0x1.0p-53;
+    const double u = (static_cast<double>(bits) + 0.5) * 0x1.0p-53;
+    return u < 1.0 ? u : 1.0 - 0x1.0p-53;
 }
 
 /// Standard normal draws by Box–Muller, two at a time, cached in the object.

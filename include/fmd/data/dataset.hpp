@@ -15,7 +15,11 @@ template <class S>
 class Dataset {
 public:
     /// points: d x M, one sample per column.
-    explicit Dataset(Matrix<S> points) : points_(std::move(points)) { detail::require_nonempty("data::Dataset", "points", points_); }
+    /// points: d x M, finite (a NaN in the data would poison every step that draws it).
+    explicit Dataset(Matrix<S> points) : points_(std::move(points)) {
+        detail::require_nonempty("data::Dataset", "points", points_);
+        detail::require_finite("data::Dataset", "points", points_);
+    }
     const Matrix<S>& points() const { return points_; }
     Eigen::Index dim() const { return points_.rows(); }
     Eigen::Index size() const { return points_.cols(); }

@@ -366,6 +366,15 @@ private:
         if (c.time.channels < 2) detail::fail(where, "time.channels", "must be >= 2 (or 0 for width), got ", c.time.channels);
         if (c.num_classes < 0 || c.num_classes >= (Index(1) << 30))
             detail::fail(where, "num_classes", "must lie in [0, 2^30) (0 = unconditional), got ", c.num_classes);
+        {  // the parameter count in floating point first: its Index arithmetic must not overflow
+            const long double w = static_cast<long double>(c.width), ch = static_cast<long double>(c.time.channels);
+            const long double count = w * (static_cast<long double>(c.dim) + 1) + w * (ch + 1) +
+                                      static_cast<long double>(c.depth) * w * (w + 1) +
+                                      static_cast<long double>(c.out_dim) * (w + 1) + w * static_cast<long double>(table_cols(c));
+            if (!(count < static_cast<long double>(Index(1) << 52)))
+                detail::fail(where, "width", "and depth give ", static_cast<double>(count), " parameters, more than 2^52 (width ", c.width,
+                             ", depth ", c.depth, ")");
+        }
         if (c.time.kind == Embedding::sinusoidal) {
             if (!(c.time.scale > 0.0) || !std::isfinite(c.time.scale))
                 detail::fail(where, "time.scale", "must be finite and > 0, got ", c.time.scale);

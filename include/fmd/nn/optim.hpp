@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numbers>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -87,8 +88,10 @@ template <class S>
 void check_state(std::string_view where, const OptimizerState<S>& s, std::size_t buffers, Eigen::Index n) {
     if (s.step < 0) fmd::detail::fail(where, "state", "step count must be >= 0, got ", s.step);
     if (s.buffers.size() != buffers) fmd::detail::fail(where, "state", "must hold ", buffers, " buffers, got ", s.buffers.size());
-    for (const auto& b : s.buffers)
+    for (const auto& b : s.buffers) {
         if (b.size() != n) fmd::detail::fail(where, "state", "buffers must have ", n, " entries, got ", b.size());
+        if (!b.allFinite()) fmd::detail::fail(where, "state", "buffers contain a non-finite value (NaN or Inf)");
+    }
 }
 
 /// Adam with L2 (Decoupled = false) or decoupled weight decay (Decoupled = true), as
@@ -162,6 +165,9 @@ public:
     Eigen::Index size() const { return state_.buffers[0].size(); }
     /// Number of steps taken (torch's state["step"]).
     std::int64_t steps() const { return state_.step; }
+
+    /// The optimizer's kind, stored in checkpoints so a state is never restored into another kind.
+    std::string describe() const { return std::string(name()); }
 
     /// Step count and {exp_avg, exp_avg_sq}, for checkpoints.
     const OptimizerState<S>& state() const { return state_; }
@@ -250,6 +256,9 @@ public:
     const SGDConfig& config() const { return c_; }
     Eigen::Index size() const { return n_; }
     std::int64_t steps() const { return state_.step; }
+
+    /// The optimizer's kind, stored in checkpoints (with or without momentum: the state differs).
+    std::string describe() const { return c_.momentum != 0.0 ? "nn::SGD(momentum)" : "nn::SGD"; }
 
     /// Step count and {momentum_buffer} (no buffer when momentum = 0).
     const OptimizerState<S>& state() const { return state_; }

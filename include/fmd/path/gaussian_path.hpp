@@ -124,33 +124,42 @@ public:
             return denominator;
         };
         if (from == to) return {0.0, 1.0};
-        switch (from) {
-            case P::x1:
-                guard(be, "β");
-                if (to == P::epsilon) return {1.0 / be, -al / be};
-                if (to == P::velocity) return {db / be, D / be};
-                return {-1.0 / (be * be), al / (be * be)};  // score
-            case P::epsilon:
-                if (to == P::score) return {0.0, -1.0 / guard(be, "β")};
-                guard(al, "α");
-                if (to == P::x1) return {1.0 / al, -be / al};
-                return {da / al, -D / al};  // velocity
-            case P::velocity: {
-                if (to == P::score) {
-                    const double bD = guard(c.beta_D(), "βD");
-                    return {-da / bD, al / bD};
+        const Affine m = [&]() -> Affine {
+            switch (from) {
+                case P::x1:
+                    guard(be, "β");
+                    if (to == P::epsilon) return {1.0 / be, -al / be};
+                    if (to == P::velocity) return {db / be, D / be};
+                    return {-1.0 / (be * be), al / (be * be)};  // score
+                case P::epsilon:
+                    if (to == P::score) return {0.0, -1.0 / guard(be, "β")};
+                    guard(al, "α");
+                    if (to == P::x1) return {1.0 / al, -be / al};
+                    return {da / al, -D / al};  // velocity
+                case P::velocity: {
+                    if (to == P::score) {
+                        const double bD = guard(c.beta_D(), "βD");
+                        return {-da / bD, al / bD};
+                    }
+                    guard(D, "D");
+                    if (to == P::x1) return {-db / D, be / D};
+                    return {da / D, -al / D};  // epsilon
                 }
-                guard(D, "D");
-                if (to == P::x1) return {-db / D, be / D};
-                return {da / D, -al / D};  // epsilon
+                case P::score:
+                    if (to == P::epsilon) return {0.0, -be};
+                    guard(al, "α");
+                    if (to == P::x1) return {1.0 / al, be * be / al};
+                    return {da / al, c.beta_D() / al};  // velocity
             }
-            case P::score:
-                if (to == P::epsilon) return {0.0, -be};
-                guard(al, "α");
-                if (to == P::x1) return {1.0 / al, be * be / al};
-                return {da / al, c.beta_D() / al};  // velocity
-        }
-        return {0.0, 1.0};
+            return {0.0, 1.0};
+        }();
+        // A finite denominator can still meet an infinite derivative (VP or Sqrt at t = 1: β̇ = −∞;
+        // Polynomial(n < 1) at t = 0: α̇ = ∞): the conversion is singular there too.
+        if (!std::isfinite(m.a) || !std::isfinite(m.b))
+            detail::fail("GaussianPath::conversion", "t",
+                         "is a singular point of the conversion from ", name(from), " to ", name(to),
+                         ": its coefficients are not finite (", m.a, ", ", m.b, ") at t = ", t, " (theory.md §5.3)");
+        return m;
     }
 
     /// out = conversion(from, to, t) applied to a batch at one time; out may alias `in`.

@@ -73,6 +73,7 @@ public:
     /// One step; `noise` is called to fill the noise buffer when the step needs noise.
     template <class F, class Noise>
     void advance(const char* where, F& field, Out<S> x, double t, double h, Noise&& noise) {
+        detail::require_step(where, t, h, true);
         if (started_) {
             require_continuation(where, t, t_end_);
             if (x.rows() != x1_[0].rows() || x.cols() != x1_[0].cols())

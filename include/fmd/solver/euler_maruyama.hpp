@@ -28,6 +28,7 @@ public:
 
     template <class F, class G>
     void step(F&& b, Out<S> x, double t, double h, G& rng) {
+        detail::require_step("EulerMaruyama::step", t, h, true);  // √h: forward only
         const double sig = sigma(t);
         if (!(sig >= 0.0) || !std::isfinite(sig)) fmd::detail::fail("EulerMaruyama::step", "sigma", "must be finite and >= 0 at t = ", t, ", got ", sig);
         detail::fit(k_, x);

@@ -25,11 +25,19 @@ inline void validate(const std::vector<double>& g, const char* where = "grid::va
     }
 }
 
+/// Most steps a generated grid may have (10^8 steps: an 800 MB grid; far past any sampler's use).
+inline constexpr long max_steps = 100'000'000;
+
 namespace detail {
 using fmd::detail::fail;
 
-inline void check_interval(const char* where, long n, double t0, double t1) {
+inline void check_steps(const char* where, long n) {
     fmd::detail::require_positive_count(where, "n", n);
+    if (n > max_steps) fail(where, "n", "must be at most grid::max_steps = ", max_steps, ", got ", n);
+}
+
+inline void check_interval(const char* where, long n, double t0, double t1) {
+    check_steps(where, n);
     fmd::detail::require_time(where, "t0", t0);
     fmd::detail::require_time(where, "t1", t1);
     if (!(t0 < t1)) fail(where, "t1", "must exceed t0 = ", t0, ", got ", t1);
@@ -160,7 +168,7 @@ struct EdmOptions {
 template <class PathOrSchedule>
 std::vector<double> edm(const PathOrSchedule& path, long n, EdmOptions opt = {}) {
     constexpr const char* where = "grid::edm";
-    fmd::detail::require_positive_count(where, "n", n);
+    detail::check_steps(where, n);
     if (!(opt.sigma_min > 0.0) || !std::isfinite(opt.sigma_min)) detail::fail(where, "sigma_min", "must be finite and > 0, got ", opt.sigma_min);
     if (!(opt.sigma_max > opt.sigma_min) || !std::isfinite(opt.sigma_max))
         detail::fail(where, "sigma_max", "must be finite and > sigma_min = ", opt.sigma_min, ", got ", opt.sigma_max);

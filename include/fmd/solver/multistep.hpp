@@ -88,6 +88,7 @@ public:
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
         constexpr const char* where = "AdamsBashforth::step";
+        detail::require_step(where, t, h);
         if (count_ > 0) {
             detail::require_continuation(where, t, t_end_);
             if (x.rows() != f_[0].rows() || x.cols() != f_[0].cols())

@@ -1,6 +1,9 @@
 #pragma once
 // Explicit ODE steppers of theory.md §7.2 (Euler, midpoint, Heun, RK4). Each owns its stage
 // buffers and resizes them only when the batch shape changes.
+#include <cmath>
+
+#include <fmd/core/error.hpp>
 #include <fmd/core/types.hpp>
 #include <fmd/solver/concepts.hpp>
 
@@ -15,6 +18,13 @@ template <class S>
 Out<S> ref(Matrix<S>& m) {
     return Out<S>(m);
 }
+/// Every step() checks its times: t finite, h finite and non-zero (negative h integrates
+/// backward, as the likelihood does), h > 0 where the method only runs forward.
+inline void require_step(const char* where, double t, double h, bool forward_only = false) {
+    if (!std::isfinite(t)) fmd::detail::fail(where, "t", "must be finite, got ", t);
+    if (!std::isfinite(h) || h == 0.0) fmd::detail::fail(where, "h", "must be finite and non-zero, got ", h);
+    if (forward_only && !(h > 0.0)) fmd::detail::fail(where, "h", "must be > 0 (this method only steps forward in time), got ", h);
+}
 }  // namespace detail
 
 /// X′ = X + h u(X, t). Order 1, 1 NFE.
@@ -27,6 +37,7 @@ public:
 
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
+        detail::require_step("Euler::step", t, h);
         detail::fit(k1_, x);
         u(In<S>(x), t, detail::ref(k1_));
         x += S(h) * k1_;
@@ -46,6 +57,7 @@ public:
 
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
+        detail::require_step("Midpoint::step", t, h);
         detail::fit(k_, x);
         detail::fit(y_, x);
         u(In<S>(x), t, detail::ref(k_));
@@ -68,6 +80,7 @@ public:
 
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
+        detail::require_step("Heun::step", t, h);
         detail::fit(k1_, x);
         detail::fit(k2_, x);
         detail::fit(y_, x);
@@ -91,6 +104,7 @@ public:
 
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
+        detail::require_step("RK4::step", t, h);
         detail::fit(k_, x);
         detail::fit(acc_, x);
         detail::fit(y_, x);

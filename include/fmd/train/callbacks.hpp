@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
-#include <unistd.h>
-
+#include <fmd/core/terminal.hpp>
 #include <fmd/train/checkpoint.hpp>
 
 namespace fmd::train {
@@ -22,18 +24,36 @@ struct StepInfo {
     double loss;         ///< this batch's loss
 };
 
+namespace callback_impl {
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+/// Calls fn(callback), or nothing for an empty std::optional callback.
+template <class C, class Fn>
+void visit_callback(C& callback, Fn&& fn) {
+    if constexpr (is_optional<C>::value) {
+        if (callback) fn(*callback);
+    } else {
+        fn(callback);
+    }
+}
+}  // namespace callback_impl
+
 /// Runs `trainer` until it has taken `until` steps in total (so a resumed trainer continues).
+/// A callback may be a std::optional<C>: an empty one is skipped (e.g. a CheckpointEvery that
+/// exists only when a checkpoint path was given).
 template <class Trainer, class Source, class G, class... Callbacks>
 void fit(Trainer& trainer, const Source& source, G& rng, std::int64_t until, Callbacks&... callbacks) {
     while (trainer.step() < until) {
         const double loss = static_cast<double>(trainer.train_step(source, rng));
         [[maybe_unused]] const StepInfo info{trainer.step(), until, loss};  // unused without callbacks
-        (callbacks.on_step(info, trainer, rng), ...);
+        (callback_impl::visit_callback(callbacks, [&](auto& cb) { cb.on_step(info, trainer, rng); }), ...);
     }
     [[maybe_unused]] auto end = [&](auto& cb) {
         if constexpr (requires { cb.on_end(trainer); }) cb.on_end(trainer);
     };
-    (end(callbacks), ...);
+    (callback_impl::visit_callback(callbacks, end), ...);
 }
 
 /// Progress: on a terminal one updating line (step, loss EMA, steps/s, ETA); otherwise a plain
@@ -41,7 +61,7 @@ void fit(Trainer& trainer, const Source& source, G& rng, std::int64_t until, Cal
 class Progress {
 public:
     explicit Progress(std::int64_t every = 1000, std::FILE* out = stderr)
-        : every_(every), out_(out), tty_(isatty(fileno(out)) != 0), start_(clock::now()), last_(start_) {}
+        : every_(every), out_(out), tty_(detail::is_terminal(out)), start_(clock::now()), last_(start_) {}
 
     template <class Trainer, class G>
     void on_step(const StepInfo& s, Trainer&, G&) {
@@ -89,13 +109,18 @@ struct LossHistory {
     void on_step(const StepInfo& s, Trainer&, G&) { losses.push_back(s.loss); }
 };
 
-/// Writes a checkpoint every `every` steps (atomically: temporary file, then rename).
+/// Writes a checkpoint every `every` steps (durably and atomically, see save_checkpoint). A state
+/// with non-finite weights is never written: save_checkpoint throws and the last good file stays.
 struct CheckpointEvery {
     std::int64_t every;
     std::string path;
+    CheckpointEvery(std::int64_t every_steps, std::string file) : every(every_steps), path(std::move(file)) {
+        if (every <= 0) detail::fail("train::CheckpointEvery", "every", "must be >= 1 (steps between checkpoints), got ", every);
+        if (path.empty()) detail::fail("train::CheckpointEvery", "path", "must name a file");
+    }
     template <class Trainer, class G>
     void on_step(const StepInfo& s, Trainer& trainer, G& rng) {
-        if (every > 0 && s.step % every == 0) save_checkpoint(path, trainer.checkpoint(rng));
+        if (s.step % every == 0) save_checkpoint(path, trainer.checkpoint(rng));
     }
 };
 

@@ -1,11 +1,12 @@
 #pragma once
-// Checkpoint file format (version 1), little-endian as written by this machine:
+// Checkpoint file format (version 2), little-endian as written by this machine:
 //
 //   offset  field
 //   0       magic "FMDCKPT1" (8 bytes)
-//   8       u32 format version (1)
+//   8       u32 format version (2; version 1 files, without the optimizer field, are still read)
 //   12      u32 scalar size in bytes (4 = float, 8 = double)
 //   16      u64 length L, then L bytes: architecture description (text)
+//   ...     u64 length O, then O bytes: optimizer description (text; version 2 only)
 //   ...     u64 parameter count P, then P scalars: parameters
 //   ...     u64 number of optimizer state vectors V; each: u64 length, then scalars
 //   ...     u64 optimizer step count
@@ -14,19 +15,22 @@
 //   ...     u64 length R, then R bytes: generator state (text form of the std engine)
 //   end−8   u64 FNV-1a 64-bit hash of every byte before it
 //
-// save_checkpoint writes "<path>.tmp" and renames it over <path>, so a crash leaves either the old
-// file or the new one. load_checkpoint validates everything (size, magic, version, scalar type,
-// checksum) before returning; it never touches a model, so a failed load leaves the model as it was.
+// save_checkpoint refuses a checkpoint holding a non-finite number (fmd::numerical_error) and
+// writes durably and atomically (core/file.hpp): after a crash or power loss the file holds the
+// old checkpoint or the new one. load_checkpoint / parse_checkpoint validate everything (size,
+// magic, version, scalar type, checksum, lengths, finite numbers, step counts below 2^63) before
+// returning and never touch a model, so a failed load leaves the model as it was; format errors
+// are fmd::io_error naming 'path' (or the name given to parse_checkpoint).
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <ios>
-#include <iterator>
+#include <limits>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmd/core/error.hpp>
+#include <fmd/core/file.hpp>
 #include <fmd/core/types.hpp>
 
 namespace fmd::train {
@@ -34,6 +38,7 @@ namespace fmd::train {
 template <class S>
 struct Checkpoint {
     std::string architecture;               ///< the network's description; must match on restore
+    std::string optimizer;                  ///< the optimizer's kind (e.g. "nn::AdamW"); must match on restore when both are known
     Vector<S> parameters;                   ///< the contiguous parameter buffer
     std::vector<Vector<S>> optimizer_state;  ///< e.g. Adam's m and v
     std::uint64_t optimizer_step = 0;
@@ -44,7 +49,8 @@ struct Checkpoint {
 
 namespace ckpt {
 inline constexpr char checkpoint_magic[8] = {'F', 'M', 'D', 'C', 'K', 'P', 'T', '1'};
-inline constexpr std::uint32_t checkpoint_version = 1;
+inline constexpr std::uint32_t checkpoint_version = 2;
+inline constexpr std::uint64_t max_step = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
 
 inline std::uint64_t fnv1a(const char* data, std::size_t n) {
     std::uint64_t h = 1469598103934665603ull;
@@ -78,9 +84,11 @@ private:
     std::vector<char> buf_;
 };
 
+/// Bounds-checked reads from a byte range; every length is checked against the bytes left
+/// before anything is allocated.
 class Reader {
 public:
-    Reader(const std::vector<char>& b, std::size_t end, const std::string& path) : b_(b), end_(end), path_(path) {}
+    Reader(std::span<const char> b, std::string_view where, std::string_view name) : b_(b), where_(where), name_(name) {}
     template <class T>
     T pod() {
         need(sizeof(T));
@@ -96,38 +104,97 @@ public:
         return s;
     }
     template <class S>
-    Vector<S> vec() {
+    Vector<S> vec(const char* what) {
         const auto n = length(sizeof(S));
         Vector<S> v(static_cast<Eigen::Index>(n));
         if (n > 0) std::memcpy(v.data(), b_.data() + pos_, n * sizeof(S));  // an empty Vector's data() is null
         pos_ += n * sizeof(S);
+        if (!v.allFinite()) fail("holds non-finite ", what, " (NaN or Inf)");
         return v;
     }
+    std::uint64_t count(std::size_t min_bytes_each) {
+        const auto n = pod<std::uint64_t>();
+        if (n > (b_.size() - pos_) / min_bytes_each) fail("is corrupted: ", n, " entries cannot fit in the bytes left");
+        return n;
+    }
     std::size_t position() const { return pos_; }
+    template <class... Parts>
+    [[noreturn]] void fail(const Parts&... parts) const {
+        fmd::detail::fail_io(where_, name_, "'", file_, "' ", parts...);
+    }
+    void set_file(std::string_view file) { file_ = file; }
 
 private:
     std::size_t length(std::size_t unit) {
         const auto n = pod<std::uint64_t>();
-        if (n > (end_ - pos_) / unit) fmd::detail::fail("load_checkpoint", "path", "'", path_, "' is corrupted: a length field (", n, ") runs past the end of the file");
+        if (n > (b_.size() - pos_) / unit) fail("is corrupted: a length field (", n, ") runs past the end of the file");
         return static_cast<std::size_t>(n);
     }
     void need(std::size_t n) {
-        if (end_ - pos_ < n) fmd::detail::fail("load_checkpoint", "path", "'", path_, "' is truncated");
+        if (b_.size() - pos_ < n) fail("is truncated");
     }
-    const std::vector<char>& b_;
-    std::size_t end_, pos_ = 0;
-    const std::string& path_;
+    std::span<const char> b_;
+    std::string_view where_, name_, file_;
+    std::size_t pos_ = 0;
 };
+
+template <class S>
+void require_finite_checkpoint(const Checkpoint<S>& c, std::string_view where) {
+    auto check = [&](const Vector<S>& v, const char* what) {
+        if (!v.allFinite()) fmd::detail::fail_numerical(where, "checkpoint", "holds non-finite ", what, " (NaN or Inf): refusing to write it");
+    };
+    check(c.parameters, "parameters");
+    for (const auto& v : c.optimizer_state) check(v, "optimizer state");
+    for (const auto& v : c.extra) check(v, "extra state (EMA weights)");
+}
+
+/// Parses checkpoint bytes; `where`/`argument` name the caller in errors, `file` the file shown.
+template <class S>
+Checkpoint<S> parse(std::span<const char> b, std::string_view where, std::string_view argument, std::string_view file) {
+    Reader r({}, where, argument);
+    r.set_file(file);
+    constexpr std::size_t header = 8 + 4 + 4;
+    if (b.size() < header + 8) r.fail("is truncated (", b.size(), " bytes)");
+    if (std::memcmp(b.data(), checkpoint_magic, 8) != 0) r.fail("is not an fmd checkpoint (bad magic)");
+    const std::size_t body = b.size() - 8;
+    std::uint64_t stored;
+    std::memcpy(&stored, b.data() + body, 8);
+    r = Reader(b.first(body), where, argument);
+    r.set_file(file);
+    for (int i = 0; i < 8; ++i) r.pod<char>();
+    const auto version = r.pod<std::uint32_t>();
+    if (version != 1 && version != checkpoint_version) r.fail("has format version ", version, ", this build reads 1 and ", checkpoint_version);
+    const auto scalar = r.pod<std::uint32_t>();
+    if (stored != fnv1a(b.data(), body)) r.fail("is corrupted or truncated (checksum mismatch)");
+    if (scalar != sizeof(S)) r.fail("holds ", scalar * 8, "-bit scalars, expected ", sizeof(S) * 8, "-bit");
+    Checkpoint<S> c;
+    c.architecture = r.bytes();
+    if (version >= 2) c.optimizer = r.bytes();
+    c.parameters = r.template vec<S>("parameters");
+    auto vectors = [&](std::vector<Vector<S>>& out, const char* what) {
+        const auto n = r.count(8);
+        for (std::uint64_t i = 0; i < n; ++i) out.push_back(r.template vec<S>(what));
+    };
+    vectors(c.optimizer_state, "optimizer state");
+    c.optimizer_step = r.pod<std::uint64_t>();
+    vectors(c.extra, "extra state (EMA weights)");
+    c.step = r.pod<std::uint64_t>();
+    c.rng_state = r.bytes();
+    if (r.position() != body) r.fail("has ", body - r.position(), " unexpected trailing bytes");
+    if (c.step > max_step || c.optimizer_step > max_step) r.fail("holds a step count above 2^63 - 1");
+    return c;
+}
 }  // namespace ckpt
 
-/// Writes a checkpoint atomically (temporary file, then rename).
+/// The bytes of a checkpoint file (the format above).
 template <class S>
-void save_checkpoint(const std::string& path, const Checkpoint<S>& c) {
+std::vector<char> serialize_checkpoint(const Checkpoint<S>& c) {
     ckpt::Writer w;
     for (char ch : ckpt::checkpoint_magic) w.pod(ch);
     w.pod(ckpt::checkpoint_version);
     w.pod(static_cast<std::uint32_t>(sizeof(S)));
     w.bytes(c.architecture);
+    w.bytes(c.optimizer);
     w.vec(c.parameters);
     w.pod(static_cast<std::uint64_t>(c.optimizer_state.size()));
     for (const auto& v : c.optimizer_state) w.vec(v);
@@ -137,63 +204,30 @@ void save_checkpoint(const std::string& path, const Checkpoint<S>& c) {
     w.pod(c.step);
     w.bytes(c.rng_state);
     w.pod(ckpt::fnv1a(w.buffer().data(), w.buffer().size()));
+    return std::move(w.buffer());
+}
 
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) fmd::detail::fail("save_checkpoint", "path", "cannot open '", tmp, "' for writing");
-        f.write(w.buffer().data(), static_cast<std::streamsize>(w.buffer().size()));
-        f.flush();
-        if (!f) {
-            std::remove(tmp.c_str());
-            fmd::detail::fail("save_checkpoint", "path", "writing '", tmp, "' failed");
-        }
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        fmd::detail::fail("save_checkpoint", "path", "cannot rename '", tmp, "' to '", path, "'");
-    }
+/// Parses checkpoint bytes held in memory (what load_checkpoint does after reading the file);
+/// errors are fmd::io_error naming `name`.
+template <class S>
+Checkpoint<S> parse_checkpoint(std::span<const char> bytes, std::string_view name = "bytes") {
+    return ckpt::parse<S>(bytes, "parse_checkpoint", name, name);
+}
+
+/// Writes a checkpoint durably and atomically; refuses non-finite numbers (fmd::numerical_error
+/// naming 'checkpoint') and leaves the previous file in place then.
+template <class S>
+void save_checkpoint(const std::string& path, const Checkpoint<S>& c) {
+    ckpt::require_finite_checkpoint(c, "save_checkpoint");
+    const std::vector<char> bytes = serialize_checkpoint(c);
+    fmd::detail::write_file_atomic(path, bytes, "save_checkpoint");
 }
 
 /// Reads and validates a checkpoint written with scalar type S.
 template <class S>
 Checkpoint<S> load_checkpoint(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) fmd::detail::fail("load_checkpoint", "path", "cannot open '", path, "'");
-    std::vector<char> b;
-    try {  // libstdc++'s filebuf throws on read errors (e.g. EISDIR for a directory) whatever the stream's exception mask
-        b.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    } catch (const std::ios_base::failure& e) {
-        fmd::detail::fail("load_checkpoint", "path", "cannot read '", path, "': ", e.what());
-    }
-    constexpr std::size_t header = 8 + 4 + 4;
-    if (b.size() < header + 8) fmd::detail::fail("load_checkpoint", "path", "'", path, "' is truncated (", b.size(), " bytes)");
-    if (std::memcmp(b.data(), ckpt::checkpoint_magic, 8) != 0) fmd::detail::fail("load_checkpoint", "path", "'", path, "' is not an fmd checkpoint (bad magic)");
-    const std::size_t body = b.size() - 8;
-    std::uint64_t stored;
-    std::memcpy(&stored, b.data() + body, 8);
-    ckpt::Reader r(b, body, path);
-    for (int i = 0; i < 8; ++i) r.pod<char>();
-    const auto version = r.pod<std::uint32_t>();
-    if (version != ckpt::checkpoint_version) fmd::detail::fail("load_checkpoint", "path", "'", path, "' has format version ", version, ", this build reads ", ckpt::checkpoint_version);
-    const auto scalar = r.pod<std::uint32_t>();
-    if (stored != ckpt::fnv1a(b.data(), body)) fmd::detail::fail("load_checkpoint", "path", "'", path, "' is corrupted or truncated (checksum mismatch)");
-    if (scalar != sizeof(S)) fmd::detail::fail("load_checkpoint", "path", "'", path, "' holds ", scalar * 8, "-bit scalars, expected ", sizeof(S) * 8, "-bit");
-    Checkpoint<S> c;
-    c.architecture = r.bytes();
-    c.parameters = r.template vec<S>();
-    auto vectors = [&](std::vector<Vector<S>>& out) {
-        const auto n = r.pod<std::uint64_t>();
-        if (n > body / 8) fmd::detail::fail("load_checkpoint", "path", "'", path, "' is corrupted: ", n, " state vectors");
-        for (std::uint64_t i = 0; i < n; ++i) out.push_back(r.template vec<S>());
-    };
-    vectors(c.optimizer_state);
-    c.optimizer_step = r.pod<std::uint64_t>();
-    vectors(c.extra);
-    c.step = r.pod<std::uint64_t>();
-    c.rng_state = r.bytes();
-    if (r.position() != body) fmd::detail::fail("load_checkpoint", "path", "'", path, "' has ", body - r.position(), " unexpected trailing bytes");
-    return c;
+    const std::vector<char> b = fmd::detail::read_file(path, "load_checkpoint");
+    return ckpt::parse<S>(b, "load_checkpoint", "path", path);
 }
 
 }  // namespace fmd::train

@@ -34,6 +34,10 @@ struct TrainerOptions {
     std::optional<double> clip_norm{};   ///< clip gradients to this global L2 norm
     std::function<double(std::int64_t)> lr_schedule{};  ///< lr for the update about to be taken
     double label_dropout = 0.1;          ///< labelled training: P(label → null label) per sample (theory.md §6.9)
+    /// Stop with fmd::numerical_error when a step's loss or gradient is not finite (checked before the
+    /// optimizer touches the weights) or an update makes the weights non-finite. Costs two passes
+    /// over the parameter buffer per step; turn off only where divergence is handled elsewhere.
+    bool check_finite = true;
 };
 
 /// A data source: fills a dim x n batch with samples of p_data.
@@ -49,6 +53,14 @@ template <class Net>
 std::string architecture_of(const Net& net) {
     if constexpr (requires { { net.describe() } -> std::convertible_to<std::string>; }) return net.describe();
     else return "network with " + std::to_string(net.parameter_count()) + " parameters";
+}
+
+/// Optional optimizer description stored in checkpoints (empty when the optimizer has none, and
+/// then not compared on restore).
+template <class Opt>
+std::string optimizer_of(const Opt& opt) {
+    if constexpr (requires { { opt.describe() } -> std::convertible_to<std::string>; }) return opt.describe();
+    else return {};
 }
 
 template <class Path, loss::Loss L, class Net, class Opt, class TimeSampler = time::Uniform>
@@ -97,6 +109,10 @@ public:
             detail::fail("train::Trainer::step_on", "labels", "must hold one label per column of z (", z.cols(), "), got ", labels.size());
         size_buffers(z);
         const int null = net_->null_label();
+        for (std::size_t j = 0; j < labels.size(); ++j)
+            if (labels[j] < 0 || labels[j] >= null)
+                detail::fail("train::Trainer::step_on", "labels", "must lie in [0, ", null, ") (", null,
+                             " is the null label, set by label_dropout), got ", labels[j], " at column ", j);
         const double p = options_.label_dropout;
         for (std::size_t j = 0; j < labels.size(); ++j) labels_[j] = (p > 0.0 && uniform01(rng) < p) ? null : labels[j];
         return update(z, true, rng);
@@ -124,10 +140,19 @@ private:
             net_->forward(In<S>(xt_), t_, Out<S>(pred_));
         }
         const S value = loss::value_and_gradient(loss_, path_, pred_, z, eps_, t_, grad_);
+        constexpr const char* where = "train::Trainer::train_step";
+        if (options_.check_finite && !std::isfinite(static_cast<double>(value)))
+            detail::fail_numerical(where, "loss", "is not finite (", value, ") at step ", step_ + 1,
+                                   "; the weights were not updated (diverging? lower the learning rate or clip gradients; or the batch holds NaN/Inf)");
         net_->backward(In<S>(grad_));
         if (options_.clip_norm) nn::clip_grad_norm(net_->gradients(), *options_.clip_norm);
+        if (options_.check_finite && !net_->gradients().allFinite())
+            detail::fail_numerical(where, "gradients", "are not finite at step ", step_ + 1, "; the weights were not updated");
         if (options_.lr_schedule) opt_->set_lr(options_.lr_schedule(step_));
         opt_->step(net_->parameters(), net_->gradients());
+        if (options_.check_finite && !net_->parameters().allFinite())
+            detail::fail_numerical(where, "parameters", "became non-finite in the update of step ", step_ + 1,
+                                   " (the learning rate is too large for these gradients); restore the last checkpoint");
         if (options_.ema_decay > 0.0) {
             const S d = S(options_.ema_decay);
             ema_ = d * ema_ + (S(1) - d) * net_->parameters();
@@ -143,6 +168,7 @@ public:
     Checkpoint<S> checkpoint(const G& rng) const {
         Checkpoint<S> c;
         c.architecture = architecture_of(*net_);
+        c.optimizer = optimizer_of(*opt_);
         c.parameters = net_->parameters();
         const auto& st = opt_->state();
         c.optimizer_state = st.buffers;
@@ -160,7 +186,17 @@ public:
     void restore(const Checkpoint<S>& c, G& rng) {
         constexpr const char* where = "train::Trainer::restore";
         if (c.architecture != architecture_of(*net_)) detail::fail(where, "checkpoint", "was written by a different architecture ('", c.architecture, "' vs '", architecture_of(*net_), "')");
+        const std::string optimizer = optimizer_of(*opt_);
+        if (!c.optimizer.empty() && !optimizer.empty() && c.optimizer != optimizer)
+            detail::fail(where, "checkpoint", "was written with a different optimizer ('", c.optimizer, "' vs '", optimizer, "')");
         if (c.parameters.size() != net_->parameter_count()) detail::fail(where, "checkpoint", "has ", c.parameters.size(), " parameters, the network ", net_->parameter_count());
+        if (c.step > ckpt::max_step || c.optimizer_step > ckpt::max_step) detail::fail(where, "checkpoint", "holds a step count above 2^63 - 1");
+        auto finite = [&](const Vector<S>& v) {
+            if (!v.allFinite()) detail::fail(where, "checkpoint", "holds non-finite weights or optimizer state (NaN or Inf)");
+        };
+        finite(c.parameters);
+        for (const auto& v : c.optimizer_state) finite(v);
+        for (const auto& v : c.extra) finite(v);
         if (c.extra.size() != (ema_.size() ? 1u : 0u) || (ema_.size() && c.extra[0].size() != ema_.size())) detail::fail(where, "checkpoint", "EMA weights do not match this trainer's ema_decay setting");
         G restored = rng;
         std::istringstream is(c.rng_state);
