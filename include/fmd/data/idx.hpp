@@ -227,22 +227,20 @@ inline void write_idx(const std::string& path, const IdxArray& a, bool gzip = fa
     z_stream z{};
     if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         fmd::detail::fail_io(where, "path", "cannot compress '", path, "' (zlib initialisation failed)");
-    std::vector<char> gz;
+    std::vector<char> gz(static_cast<std::size_t>(deflateBound(&z, static_cast<uLong>(b.size()))));
     z.next_in = reinterpret_cast<Bytef*>(b.data());
-    std::size_t left = b.size();
+    z.next_out = reinterpret_cast<Bytef*>(gz.data());
+    std::size_t in_left = b.size(), out_left = gz.size();
     int rc = Z_OK;
-    while (rc != Z_STREAM_END) {
-        const uInt in = static_cast<uInt>(std::min<std::size_t>(left, 1u << 30));
+    while (rc == Z_OK) {  // chunks: zlib counts in 32 bits
+        const uInt in = static_cast<uInt>(std::min<std::size_t>(in_left, 1u << 30)), out = static_cast<uInt>(std::min<std::size_t>(out_left, 1u << 30));
         z.avail_in = in;
-        const std::size_t at = gz.size();
-        gz.resize(at + (1u << 16));
-        z.next_out = reinterpret_cast<Bytef*>(gz.data() + at);
-        z.avail_out = 1u << 16;
-        rc = deflate(&z, left == in ? Z_FINISH : Z_NO_FLUSH);
-        left -= in - z.avail_in;
-        gz.resize(gz.size() - z.avail_out);
-        if (rc == Z_STREAM_ERROR) break;
+        z.avail_out = out;
+        rc = deflate(&z, in == in_left ? Z_FINISH : Z_NO_FLUSH);
+        in_left -= in - z.avail_in;
+        out_left -= out - z.avail_out;
     }
+    gz.resize(gz.size() - out_left);
     deflateEnd(&z);
     if (rc != Z_STREAM_END) fmd::detail::fail_io(where, "path", "cannot compress '", path, "' (zlib error)");
     fmd::detail::write_file_atomic(path, gz, where);
