@@ -164,6 +164,14 @@ private:
 public:
 
     /// Everything needed to continue bit-identically: parameters, optimizer state, EMA, step, rng.
+    ///
+    /// Reproducibility: the same seed, build, batch size and number of Eigen threads
+    /// (Eigen::nbThreads(), OMP_NUM_THREADS) give bit-identical parameters, with or without a
+    /// checkpoint and resume in between. A different thread count gives results equal only up to
+    /// rounding: Eigen's matrix product chooses its cache blocking, and so the order of each dot
+    /// product's partial sums, from the thread count (seen from width 512, or from batch ~1000 at
+    /// smaller widths, where an inner dimension exceeds one cache block). Resume with the thread
+    /// count you trained with when bits matter (tests/threads/reproducibility.cpp).
     template <class G>
     Checkpoint<S> checkpoint(const G& rng) const {
         Checkpoint<S> c;
