@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
     auto train_with = [&](auto loss) {
         fmd::train::Trainer trainer(path, loss, net, opt,
                                     {.batch_size = batch, .ema_decay = ema, .lr_schedule = [schedule](std::int64_t s) { return schedule.lr(s); }},
-                                    fmd::time::Uniform(0.0, t_max));
+                                    fmd::time_sampler::Uniform(0.0, t_max));
         if (sample_only) {
             trainer.restore(fmd::train::load_checkpoint<S>(ckpt), rng);
             std::printf("loaded %s (step %lld; trained with the same --loss and architecture)\n", ckpt.c_str(), static_cast<long long>(trainer.step()));

@@ -188,7 +188,7 @@ TEMPLATE_TEST_CASE("loss::value_and_gradient allocates nothing", "[alloc][loss]"
     fmd::fill_normal(pred, rng);
     fmd::fill_normal(z, rng);
     fmd::fill_normal(eps, rng);
-    fmd::time::Uniform{0.0, 0.999}(t, rng);
+    fmd::time_sampler::Uniform{0.0, 0.999}(t, rng);
     S value = 0;
     for (const auto& loss_case : {0, 1, 2, 3}) {
         INFO("loss " << loss_case);

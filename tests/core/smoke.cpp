@@ -8,7 +8,7 @@ TEST_CASE("linear path CFM target is x1 - x0", "[loss]") {
     fmd::fill_normal(z, rng);
     fmd::fill_normal(e, rng);
     fmd::Row<double> t(5);
-    fmd::time::Uniform{}(t, rng);
+    fmd::time_sampler::Uniform{}(t, rng);
     fmd::loss::target(fmd::loss::cfm, path, z, e, t, tgt);
     CHECK((tgt - (z - e)).norm() < 1e-14);
     auto mix = fmd::GaussianMixture<double>::ring(8, 3.0, 0.3);

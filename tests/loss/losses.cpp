@@ -53,7 +53,7 @@ TEMPLATE_TEST_CASE("linear schedule: the CFM target is x1 - x0 = z - eps exactly
     const Eigen::Index d = 3, n = 16;
     const Matrix<S> x1 = normal<S>(d, n, rng), x0 = normal<S>(d, n, rng);  // z = x1 (data), ε = x0 (noise)
     Row<S> t(n);
-    fmd::time::Uniform{}(t, rng);
+    fmd::time_sampler::Uniform{}(t, rng);
     const fmd::GaussianPath<sch::Linear> path;
 
     Matrix<S> target(d, n);
@@ -118,7 +118,7 @@ TEST_CASE("CFM and CSM targets equal the path's conditional velocity and score f
     const Eigen::Index d = 3, n = 6;
     const Matrix<double> z = normal<double>(d, n, rng), eps = normal<double>(d, n, rng);
     Row<double> t(n);
-    fmd::time::Uniform(0.01, 0.95)(t, rng);
+    fmd::time_sampler::Uniform(0.01, 0.95)(t, rng);
     auto check = [&](const std::string& name, const auto& path) {
         INFO(name);
         Matrix<double> a(d, n), b(d, n);
@@ -149,7 +149,7 @@ void check_value_and_gradient(const L& l, const Path& path, const std::string& n
     const Eigen::Index d = 3, n = 5;
     const Matrix<double> pred = normal<double>(d, n, rng), z = normal<double>(d, n, rng), eps = normal<double>(d, n, rng);
     Row<double> t(n);
-    fmd::time::Uniform(0.02, 0.95)(t, rng);  // CSM divides by β: stay below 1 (theory.md §4.3)
+    fmd::time_sampler::Uniform(0.02, 0.95)(t, rng);  // CSM divides by β: stay below 1 (theory.md §4.3)
 
     Matrix<double> grad(d, n), target(d, n);
     const double v = loss::value_and_gradient(l, path, pred, z, eps, t, grad);
@@ -221,7 +221,7 @@ TEST_CASE("the exact marginal field of a Gaussian mixture minimizes the CFM loss
     mixture.sample(z, rng);
     fmd::fill_normal(eps, rng);
     Row<double> t(n);
-    fmd::time::Uniform{}(t, rng);
+    fmd::time_sampler::Uniform{}(t, rng);
     path.sample(z, eps, t, x);
     for (Eigen::Index j = 0; j < n; ++j) oracle.velocity(x.col(j), t(j), u_star.col(j));  // per-sample t
     loss::target(loss::cfm, path, z, eps, t, target);
@@ -278,7 +278,7 @@ TEST_CASE("equivalent weights of theory.md §6.6 hold per sample", "[loss][conve
     const Eigen::Index d = 4, n = 12;
     const Matrix<double> z = normal<double>(d, n, rng), eps = normal<double>(d, n, rng), x1_theta = normal<double>(d, n, rng);
     Row<double> t(n);
-    fmd::time::Uniform(0.05, 0.95)(t, rng);
+    fmd::time_sampler::Uniform(0.05, 0.95)(t, rng);
     auto check = [&](const std::string& name, const auto& path, bool linear) {
         Matrix<double> x(d, n);
         path.sample(z, eps, t, x);
@@ -388,10 +388,10 @@ TEST_CASE("loss::value throws where value_and_gradient throws", "[loss][errors]"
 // Time samplers (theory.md §6.8)
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("time::Uniform: moments within 4 standard errors, range, reproducibility", "[loss][time]") {
+TEST_CASE("time_sampler::Uniform: moments within 4 standard errors, range, reproducibility", "[loss][time]") {
     const Eigen::Index n = 20000;
     const double sqrt_n = std::sqrt(static_cast<double>(n));
-    auto check = [&](const fmd::time::Uniform& sampler, std::uint64_t seed) {
+    auto check = [&](const fmd::time_sampler::Uniform& sampler, std::uint64_t seed) {
         const double lo = sampler.lo, hi = sampler.hi, w = hi - lo;
         INFO("U[" << lo << ", " << hi << "]");
         fmd::Rng rng(seed);
@@ -405,15 +405,15 @@ TEST_CASE("time::Uniform: moments within 4 standard errors, range, reproducibili
         CHECK(std::abs(m.mean - (lo + hi) / 2) <= 4 * w / std::sqrt(12.0) / sqrt_n);
         CHECK(std::abs(m.sd * m.sd - w * w / 12) <= 4 * w * w * std::sqrt(1.0 / 80 - 1.0 / 144) / sqrt_n);
     };
-    check(fmd::time::Uniform{}, 1);
-    check(fmd::time::Uniform(0.0, 0.999), 2);
-    check(fmd::time::Uniform(0.2, 0.7), 3);
+    check(fmd::time_sampler::Uniform{}, 1);
+    check(fmd::time_sampler::Uniform(0.0, 0.999), 2);
+    check(fmd::time_sampler::Uniform(0.2, 0.7), 3);
 
     // Same seed ⇒ identical draws, in double and float alike; another seed ⇒ different draws.
     Row<double> a(100), b(100), c(100);
     Row<float> af(100), bf(100);
     fmd::Rng r1(42), r2(42), r3(43), r4(42), r5(42);
-    const fmd::time::Uniform u(0.1, 0.9);
+    const fmd::time_sampler::Uniform u(0.1, 0.9);
     u(a, r1);
     u(b, r2);
     u(c, r3);
@@ -425,12 +425,12 @@ TEST_CASE("time::Uniform: moments within 4 standard errors, range, reproducibili
     CHECK(max_abs_diff(af, a) <= 1e-7);
 }
 
-TEST_CASE("time::LogitNormal: logit(t) has mean m and sd s; clipping; reproducibility", "[loss][time]") {
+TEST_CASE("time_sampler::LogitNormal: logit(t) has mean m and sd s; clipping; reproducibility", "[loss][time]") {
     const Eigen::Index n = 20000;
     const double sqrt_n = std::sqrt(static_cast<double>(n));
     for (const auto& [m, s] : std::vector<std::pair<double, double>>{{0.0, 1.0}, {0.5, 0.8}, {-1.0, 1.5}}) {
         INFO("m = " << m << ", s = " << s);
-        const fmd::time::LogitNormal sampler(m, s);
+        const fmd::time_sampler::LogitNormal sampler(m, s);
         fmd::Rng rng(7);
         Row<double> t(n);
         sampler(t, rng);
@@ -442,12 +442,12 @@ TEST_CASE("time::LogitNormal: logit(t) has mean m and sd s; clipping; reproducib
         CHECK(std::abs(mo.sd - s) <= 4 * s / std::sqrt(2.0 * n));         // SE of the sd ≈ s/√(2n)
     }
     // The default is SD3's best m = 0, s = 1 (theory.md §6.8).
-    const fmd::time::LogitNormal standard;
+    const fmd::time_sampler::LogitNormal standard;
     CHECK(standard.m == 0.0);
     CHECK(standard.s == 1.0);
 
     // density() is the pdf of theory.md §6.8: it integrates to 1 and matches at a point.
-    const fmd::time::LogitNormal ln(0.5, 0.8);
+    const fmd::time_sampler::LogitNormal ln(0.5, 0.8);
     double integral = 0.0;
     const int steps = 20000;
     for (int k = 0; k < steps; ++k) integral += ln.density((k + 0.5) / steps) / steps;
@@ -456,7 +456,7 @@ TEST_CASE("time::LogitNormal: logit(t) has mean m and sd s; clipping; reproducib
     CHECK(ln.density(t0) == Approx(std::exp(-(l0 - 0.5) * (l0 - 0.5) / (2 * 0.64)) / (0.8 * std::sqrt(2 * std::numbers::pi) * t0 * (1 - t0))).epsilon(1e-14));
 
     // Clipping to [lo, hi]: values stay inside, and the clipped mass is P(|n| > logit(0.9)).
-    const fmd::time::LogitNormal clipped(0.0, 1.0, 0.1, 0.9);
+    const fmd::time_sampler::LogitNormal clipped(0.0, 1.0, 0.1, 0.9);
     fmd::Rng rng(8);
     Row<double> t(n);
     clipped(t, rng);
@@ -480,17 +480,17 @@ TEST_CASE("time samplers reject invalid parameters, naming them", "[loss][time][
     const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
     for (const auto& [lo, hi] : std::vector<std::pair<double, double>>{{0.5, 0.5}, {0.7, 0.2}, {-0.1, 1.0}, {0.0, 1.1}, {nan, 1.0}, {0.0, nan}}) {
         INFO("lo = " << lo << ", hi = " << hi);
-        CHECK_THROWS_NAMING(fmd::time::Uniform(lo, hi), "lo, hi");
-        CHECK_THROWS_NAMING(fmd::time::LogitNormal(0.0, 1.0, lo, hi), "lo, hi");
+        CHECK_THROWS_NAMING(fmd::time_sampler::Uniform(lo, hi), "lo, hi");
+        CHECK_THROWS_NAMING(fmd::time_sampler::LogitNormal(0.0, 1.0, lo, hi), "lo, hi");
     }
     for (double s : {0.0, -1.0, nan, inf}) {
         INFO("s = " << s);
-        CHECK_THROWS_NAMING(fmd::time::LogitNormal(0.0, s), "s");
+        CHECK_THROWS_NAMING(fmd::time_sampler::LogitNormal(0.0, s), "s");
     }
     for (double m : {nan, inf, -inf}) {
         INFO("m = " << m);
-        CHECK_THROWS_NAMING(fmd::time::LogitNormal(m, 1.0), "m");
+        CHECK_THROWS_NAMING(fmd::time_sampler::LogitNormal(m, 1.0), "m");
     }
-    CHECK_NOTHROW(fmd::time::Uniform(0.0, 1.0));
-    CHECK_NOTHROW(fmd::time::LogitNormal(-3.0, 0.1, 0.0, 0.99));
+    CHECK_NOTHROW(fmd::time_sampler::Uniform(0.0, 1.0));
+    CHECK_NOTHROW(fmd::time_sampler::LogitNormal(-3.0, 0.1, 0.0, 0.99));
 }

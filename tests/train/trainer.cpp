@@ -133,7 +133,7 @@ CfmFloor cfm_floor(const fmd::GaussianMixture<S>& mix, int batches, Eigen::Index
     for (int b = 0; b < batches; ++b) {
         mix.sample(z, rng);
         fmd::fill_normal(eps, rng);
-        fmd::time::Uniform{}(t, rng);
+        fmd::time_sampler::Uniform{}(t, rng);
         path.sample(z, eps, t, xt);
         for (Eigen::Index j = 0; j < n; ++j) oracle.velocity(xt.col(j), static_cast<double>(t(j)), u.col(j));
         const double c = static_cast<double>(fmd::loss::value(fmd::loss::cfm, path, u, z, eps, t));

@@ -1,6 +1,7 @@
 #pragma once
 // Field adapters: re-parameterize a field through a Gaussian path (theory.md §5.2) and build
-// the SDE drift u + σ_t²/2·s (theory.md §3.7, §7.6). They wrap references: no copies.
+// the SDE drift u + σ_t²/2·s (theory.md §3.7, §7.6). They hold the path by value (a path is a
+// few doubles; a temporary path stays valid) and the field by reference (no copy of a network).
 #include <cmath>
 #include <utility>
 
@@ -16,18 +17,18 @@ namespace fmd {
 template <class Path, class F>
 class Reparameterized {
 public:
-    Reparameterized(const Path& path, F& field, Prediction from, Prediction to)
-        : path_(&path), field_(&field), from_(from), to_(to) {}
+    Reparameterized(Path path, F& field, Prediction from, Prediction to)
+        : path_(std::move(path)), field_(&field), from_(from), to_(to) {}
 
     template <class S>
     void operator()(const Eigen::Ref<const Matrix<S>>& x, double t, Eigen::Ref<Matrix<S>> out) {
-        const Affine m = path_->conversion(from_, to_, t);  // throws at singular points
+        const Affine m = path_.conversion(from_, to_, t);  // throws at singular points
         (*field_)(x, t, out);
         out = S(m.a) * x + S(m.b) * out;
     }
 
 private:
-    const Path* path_;
+    Path path_;
     F* field_;
     Prediction from_, to_;
 };
@@ -62,20 +63,20 @@ struct ConstantSigma {
 template <class Path, class F, SigmaPolicy Sigma>
 class SdeDrift {
 public:
-    SdeDrift(const Path& path, F& velocity, Sigma sigma) : path_(&path), field_(&velocity), sigma_(std::move(sigma)) {}
+    SdeDrift(Path path, F& velocity, Sigma sigma) : path_(std::move(path)), field_(&velocity), sigma_(std::move(sigma)) {}
 
     template <class S>
     void operator()(const Eigen::Ref<const Matrix<S>>& x, double t, Eigen::Ref<Matrix<S>> out) {
         (*field_)(x, t, out);
         const double half_var = 0.5 * sigma_(t) * sigma_(t);
         if (half_var == 0.0) return;
-        const Affine m = path_->conversion(Prediction::velocity, Prediction::score, t);
+        const Affine m = path_.conversion(Prediction::velocity, Prediction::score, t);
         out = S(1.0 + half_var * m.b) * out + S(half_var * m.a) * x;
     }
     const Sigma& sigma() const { return sigma_; }
 
 private:
-    const Path* path_;
+    Path path_;
     F* field_;
     Sigma sigma_;
 };

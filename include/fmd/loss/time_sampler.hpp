@@ -1,5 +1,5 @@
 #pragma once
-// Training-time samplers (theory.md §6.8). Each fills a 1 x n row.
+// Training-time samplers (theory.md §6.8). Each fills a 1 x n row (the TimeSampler concept).
 #include <algorithm>
 #include <cmath>
 
@@ -7,14 +7,14 @@
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
 
-namespace fmd::time {
+namespace fmd::time_sampler {
 
 /// t ~ U[lo, hi]; use hi = 1 − δ for losses that divide by β (theory.md §4.3).
 struct Uniform {
     double lo = 0.0, hi = 1.0;
     Uniform() = default;
     Uniform(double lo_, double hi_) : lo(lo_), hi(hi_) {
-        if (!(lo >= 0.0 && hi <= 1.0 && lo < hi)) detail::fail("time::Uniform", "lo, hi", "must satisfy 0 <= lo < hi <= 1, got [", lo, ", ", hi, "]");
+        if (!(lo >= 0.0 && hi <= 1.0 && lo < hi)) detail::fail("time_sampler::Uniform", "lo, hi", "must satisfy 0 <= lo < hi <= 1, got [", lo, ", ", hi, "]");
     }
     template <Dense O, class G>
     void operator()(O&& out, G& rng) const {
@@ -28,9 +28,9 @@ struct LogitNormal {
     double m = 0.0, s = 1.0, lo = 0.0, hi = 1.0;
     LogitNormal() = default;
     LogitNormal(double m_, double s_, double lo_ = 0.0, double hi_ = 1.0) : m(m_), s(s_), lo(lo_), hi(hi_) {
-        if (!(s > 0.0) || !std::isfinite(s)) detail::fail("time::LogitNormal", "s", "must be finite and > 0, got ", s);
-        if (!std::isfinite(m)) detail::fail("time::LogitNormal", "m", "must be finite, got ", m);
-        if (!(lo >= 0.0 && hi <= 1.0 && lo < hi)) detail::fail("time::LogitNormal", "lo, hi", "must satisfy 0 <= lo < hi <= 1");
+        if (!(s > 0.0) || !std::isfinite(s)) detail::fail("time_sampler::LogitNormal", "s", "must be finite and > 0, got ", s);
+        if (!std::isfinite(m)) detail::fail("time_sampler::LogitNormal", "m", "must be finite, got ", m);
+        if (!(lo >= 0.0 && hi <= 1.0 && lo < hi)) detail::fail("time_sampler::LogitNormal", "lo, hi", "must satisfy 0 <= lo < hi <= 1");
     }
     /// Density π(t) of the unclipped distribution.
     double density(double t) const {
@@ -47,4 +47,9 @@ struct LogitNormal {
     }
 };
 
-}  // namespace fmd::time
+/// A training-time sampler: `void operator()(Row<S>& t, Rng& rng) const` fills a 1 x n row of
+/// times in [0, 1].
+template <class T, class S>
+concept TimeSampler = requires(const T& ts, Row<S>& out, Rng& rng) { ts(out, rng); };
+
+}  // namespace fmd::time_sampler

@@ -1,9 +1,16 @@
 #pragma once
-// Network, optimizer and learning-rate-schedule concepts (architecture.md "Concepts and policies").
-// nn::MLP, nn::Adam / AdamW / SGD and nn::ConstantLr / WarmupCosine model them; a user's own
-// network or optimizer only has to provide the same calls.
+// Network, optimizer and learning-rate-schedule concepts (docs/concepts.md has the full contract
+// and a minimal model of each). nn::MLP, nn::Adam / AdamW / SGD and nn::ConstantLr / WarmupCosine
+// model them; a user's own types need exactly the members listed here and nothing else.
+//
+// Each concept has a check_<concept><T>() whose static_asserts name the concept and the first
+// missing member; train::Trainer calls them first, so a type that misses a member gets one error
+// that says which, not a page of template noise.
 #include <concepts>
 #include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -12,13 +19,28 @@
 
 namespace fmd::nn {
 
-/// A trainable field: parameters and gradients as contiguous buffers, a training forward pass at
-/// per-sample times (1 x n) caching what backward needs, and a backward pass that overwrites the
-/// gradients for ∂L/∂out = grad_out. Also a VectorField (one time for the whole batch) for sampling.
+/// What a checkpoint needs to resume an optimizer: the number of steps taken and its buffers
+/// (Adam/AdamW: exp_avg, exp_avg_sq; SGD with momentum: momentum_buffer).
+template <class S>
+struct OptimizerState {
+    std::int64_t step = 0;
+    std::vector<Vector<S>> buffers;
+};
+
+/// A trainable field (required members; S = N::Scalar, float or double):
+///   using Scalar = S;
+///   Index input_dim() const;                               rows of x (the trainer sizes batches by it)
+///   Index parameter_count() const;
+///   parameters(), gradients()                              contiguous buffers, convertible to Eigen::Ref<Vector<S>>
+///   void forward(In<S> x, const RowIn<S>& t, Out<S> out);  training pass at per-sample times, caches for backward
+///   void backward(In<S> grad_out);                         overwrites gradients() for ∂L/∂out = grad_out
+///   void operator()(In<S> x, double t, Out<S> out);        sampling call (a VectorField)
+/// Optional, detected: std::string describe() const (stored in checkpoints and compared on restore).
 template <class N, class S>
-concept Network = VectorField<N, S> &&
-    requires(N& net, In<S> x, const RowIn<S>& t, Out<S> out, In<S> grad_out) {
-        { net.parameter_count() } -> std::convertible_to<Eigen::Index>;
+concept Network = VectorField<N, S> && std::same_as<typename N::Scalar, S> &&
+    requires(N& net, const N& cnet, In<S> x, const RowIn<S>& t, Out<S> out, In<S> grad_out) {
+        { cnet.input_dim() } -> std::convertible_to<Eigen::Index>;
+        { cnet.parameter_count() } -> std::convertible_to<Eigen::Index>;
         { net.parameters() } -> std::convertible_to<Eigen::Ref<Vector<S>>>;
         { net.gradients() } -> std::convertible_to<Eigen::Ref<Vector<S>>>;
         net.forward(x, t, out);
@@ -36,12 +58,23 @@ concept ConditionalNetwork = Network<N, S> && ConditionalField<N, S> &&
         { cnet.null_label() } -> std::convertible_to<int>;
     };
 
-/// An optimizer updating a contiguous parameter buffer from its gradient buffer.
+/// An optimizer updating a contiguous parameter buffer from its gradient buffer:
+///   void step(Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads);
+///   void set_lr(double);  double lr() const;
+/// Optional, detected: describe() (its kind, checked on restore).
 template <class O, class S>
-concept Optimizer = requires(O& opt, Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads, double lr) {
+concept Optimizer = requires(O& opt, const O& copt, Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads, double lr) {
     opt.step(params, grads);
     opt.set_lr(lr);
-    { opt.lr() } -> std::convertible_to<double>;
+    { copt.lr() } -> std::convertible_to<double>;
+};
+
+/// An Optimizer whose state can be saved and restored (what Trainer::checkpoint / restore need):
+///   const OptimizerState<S>& state() const;   void set_state(const OptimizerState<S>&);  (validates, then replaces)
+template <class O, class S>
+concept StatefulOptimizer = Optimizer<O, S> && requires(O& opt, const O& copt, const OptimizerState<S>& st) {
+    { copt.state() } -> std::convertible_to<const OptimizerState<S>&>;
+    opt.set_state(st);
 };
 
 /// A learning-rate schedule: lr(step) for step = number of updates already taken.
@@ -49,5 +82,47 @@ template <class L>
 concept LrSchedule = requires(const L& schedule, std::int64_t step) {
     { schedule.lr(step) } -> std::convertible_to<double>;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Static checks: the first failing static_assert names the concept and the missing member.
+
+template <class N>
+constexpr bool check_network() {
+    static_assert(requires { typename N::Scalar; }, "fmd::nn::Network: the network needs `using Scalar = float;` (or double)");
+    if constexpr (requires { typename N::Scalar; }) {
+        using S = typename N::Scalar;
+        static_assert(requires(const N& n) { { n.input_dim() } -> std::convertible_to<Eigen::Index>; },
+                      "fmd::nn::Network: missing `Index input_dim() const` (rows of x)");
+        static_assert(requires(const N& n) { { n.parameter_count() } -> std::convertible_to<Eigen::Index>; },
+                      "fmd::nn::Network: missing `Index parameter_count() const`");
+        static_assert(requires(N& n) { { n.parameters() } -> std::convertible_to<Eigen::Ref<Vector<S>>>; },
+                      "fmd::nn::Network: missing `parameters()` returning the contiguous parameter buffer (Eigen::Map<Vector<S>> or Ref)");
+        static_assert(requires(N& n) { { n.gradients() } -> std::convertible_to<Eigen::Ref<Vector<S>>>; },
+                      "fmd::nn::Network: missing `gradients()` returning the contiguous gradient buffer");
+        static_assert(requires(N& n, In<S> x, const RowIn<S>& t, Out<S> out) { n.forward(x, t, out); },
+                      "fmd::nn::Network: missing `void forward(In<S> x, const RowIn<S>& t, Out<S> out)` (training pass)");
+        static_assert(requires(N& n, In<S> g) { n.backward(g); }, "fmd::nn::Network: missing `void backward(In<S> grad_out)`");
+        static_assert(VectorField<N, S>, "fmd::nn::Network: missing the sampling call `void operator()(In<S> x, double t, Out<S> out)`");
+    }
+    return true;
+}
+
+template <class O, class S>
+constexpr bool check_optimizer() {
+    static_assert(requires(O& o, Eigen::Ref<Vector<S>> p, const Eigen::Ref<const Vector<S>>& g) { o.step(p, g); },
+                  "fmd::nn::Optimizer: missing `void step(Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads)`");
+    static_assert(requires(O& o) { o.set_lr(1.0); }, "fmd::nn::Optimizer: missing `void set_lr(double)`");
+    static_assert(requires(const O& o) { { o.lr() } -> std::convertible_to<double>; }, "fmd::nn::Optimizer: missing `double lr() const`");
+    return true;
+}
+
+template <class O, class S>
+constexpr bool check_stateful_optimizer() {
+    static_assert(requires(const O& o) { { o.state() } -> std::convertible_to<const OptimizerState<S>&>; },
+                  "fmd::nn::StatefulOptimizer (needed to checkpoint or restore): missing `const OptimizerState<S>& state() const`");
+    static_assert(requires(O& o, const OptimizerState<S>& st) { o.set_state(st); },
+                  "fmd::nn::StatefulOptimizer (needed to checkpoint or restore): missing `void set_state(const OptimizerState<S>&)`");
+    return true;
+}
 
 }  // namespace fmd::nn

@@ -24,6 +24,7 @@
 
 #include <fmd/core/error.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/nn/concepts.hpp>
 
 namespace fmd::nn {
 
@@ -56,14 +57,6 @@ struct SGDConfig {
     double weight_decay = 0.0;
     bool nesterov = false;
     friend bool operator==(const SGDConfig&, const SGDConfig&) = default;
-};
-
-/// What a checkpoint needs to resume an optimizer: the number of steps taken and its buffers
-/// (Adam/AdamW: exp_avg, exp_avg_sq; SGD with momentum: momentum_buffer; names in state_names).
-template <class S>
-struct OptimizerState {
-    std::int64_t step = 0;
-    std::vector<Vector<S>> buffers;
 };
 
 namespace impl {

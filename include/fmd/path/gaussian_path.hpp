@@ -6,20 +6,11 @@
 
 #include <fmd/core/error.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/path/concepts.hpp>
 #include <fmd/path/prediction.hpp>
 #include <fmd/schedule/concepts.hpp>
 
 namespace fmd {
-
-/// α, β, α̇, β̇ at one time (theory.md §1.2), and ββ̇, which stays finite where β → 0 and
-/// β̇ → −∞ (VP, Sqrt at t = 1: theory.md §4.2, §5.3).
-struct PathCoefficients {
-    double alpha, beta, d_alpha, d_beta, beta_d_beta;
-    /// D_t = α̇β − αβ̇ (theory.md §1.2).
-    double D() const { return d_alpha * beta - alpha * d_beta; }
-    /// βD = α̇β² − αββ̇ (theory.md §5.2), finite at t = 1 for VP and Sqrt.
-    double beta_D() const { return d_alpha * beta * beta - alpha * beta_d_beta; }
-};
 
 /// out = a·x + b·in: every conversion of theory.md §5.2 has this form.
 struct Affine {
@@ -53,6 +44,20 @@ public:
         for (Eigen::Index j = 0; j < z.cols(); ++j) {
             const auto c = coefficients(static_cast<double>(t(j)));
             xt.col(j) = S(c.alpha) * z.col(j) + S(c.beta) * eps.col(j);
+        }
+    }
+
+    /// Both at once, the ProbabilityPath call: x_t = α_t z + β_t ε and u_t = α̇_t z + β̇_t ε per
+    /// column (one pass; `rng` is unused: the path has no randomness beyond ε).
+    template <Dense Z, Dense E, Dense T, Dense O, Dense U, class G>
+    void sample(const Z& z, const E& eps, const T& t, O&& xt, U&& ut, G& /*rng*/) const {
+        using S = scalar_of<Z>;
+        check_batch("GaussianPath::sample", z, eps, t, xt);
+        detail::require_same_shape("GaussianPath::sample", "z", z, "ut", ut);
+        for (Eigen::Index j = 0; j < z.cols(); ++j) {
+            const auto c = coefficients(static_cast<double>(t(j)));
+            xt.col(j) = S(c.alpha) * z.col(j) + S(c.beta) * eps.col(j);
+            ut.col(j) = S(c.d_alpha) * z.col(j) + S(c.d_beta) * eps.col(j);
         }
     }
 

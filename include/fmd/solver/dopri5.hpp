@@ -63,8 +63,8 @@ inline void require_positive_finite(const char* where, const char* argument, dou
 template <class S = double>
 class Dopri5 {
 public:
-    using scalar_type = S;
-    static constexpr int order = 5;            ///< order of the propagated solution
+    using Scalar = S;
+    static constexpr int order = 5;            ///< order of the propagated solution (an AdaptiveStepper)
     static constexpr int error_order = 4;      ///< order of the embedded solution
     static constexpr int nfe_per_attempt = 6;  ///< new evaluations per accepted or rejected step (FSAL)
 
@@ -261,19 +261,3 @@ private:
 
 }  // namespace fmd::solver
 
-namespace fmd {
-
-/// integrate(field, x, times, dopri5[, observer]): adaptive solve, output exactly at `times`
-/// (increasing or decreasing); SolveStats reports NFE, accepted steps and rejected steps.
-template <class S, class F, class Obs = NoObserver>
-SolveStats integrate(F&& field, Matrix<S>& x, const std::vector<double>& times, solver::Dopri5<S>& solver, Obs&& observer = {}) {
-    return solver.integrate(std::forward<F>(field), x, times, std::forward<Obs>(observer));
-}
-
-/// Generation with Dopri5: pushes x through a velocity field over `times` (typically {0, 1}).
-template <class S, class F, class Obs = NoObserver>
-SolveStats sample(F&& velocity, Matrix<S>& x, const std::vector<double>& times, solver::Dopri5<S>& solver, Obs&& observer = {}) {
-    return solver.integrate(std::forward<F>(velocity), x, times, std::forward<Obs>(observer));
-}
-
-}  // namespace fmd

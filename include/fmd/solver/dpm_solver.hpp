@@ -159,10 +159,11 @@ private:
 template <class Path, class S = double>
 class DpmSolver2M {
 public:
-    using scalar_type = S;
+    using Scalar = S;
     using path_type = Path;
     static constexpr int order = 2;
     static constexpr int nfe_per_step = 1;
+    static constexpr bool forward_only = true;  ///< from noise towards data only (h > 0)
 
     explicit DpmSolver2M(Path path, Prediction field = Prediction::velocity) : core_(std::move(path), field, 0.0, "DpmSolver2M") {}
 
@@ -187,7 +188,7 @@ private:
 template <class Path, class S = double>
 class DpmSolver2MSde {
 public:
-    using scalar_type = S;
+    using Scalar = S;
     using path_type = Path;
     static constexpr int nfe_per_step = 1;
 

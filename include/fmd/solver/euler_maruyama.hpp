@@ -16,7 +16,7 @@ namespace fmd::solver {
 template <class S = double, SigmaPolicy Sigma = ConstantSigma>
 class EulerMaruyama {
 public:
-    using scalar_type = S;
+    using Scalar = S;
     using sigma_type = Sigma;
     static constexpr int order = 1;  // weak order
     static constexpr int nfe_per_step = 1;

@@ -15,12 +15,6 @@
 
 namespace fmd {
 
-/// What a solve cost.
-struct SolveStats {
-    long nfe = 0;    ///< field evaluations
-    long steps = 0;  ///< steps taken
-    long rejected = 0;  ///< rejected steps (adaptive solvers; fixed-step solvers reject none)
-};
 
 /// An observer that ignores everything.
 struct NoObserver {
@@ -78,33 +72,40 @@ void check_state(const char* where, const Matrix<S>& x, const std::vector<double
 }
 }  // namespace detail
 
-/// Solves dX/dt = u_t(X) over the grid in place. Calls stepper.reset() first when the stepper
-/// has one. NFE = Σ last_nfe() for steppers reporting it, else steps · nfe_per_step.
-template <solver::OdeStepper St, class F, class Obs = NoObserver>
-SolveStats integrate(F&& field, Matrix<typename St::scalar_type>& x, const std::vector<double>& grid, St& stepper, Obs&& observer = {}) {
-    detail::check_state("integrate", x, grid);
-    detail::reset_stepper(stepper);
-    SolveStats stats;
-    observer(grid.front(), std::as_const(x));
-    for (std::size_t k = 0; k + 1 < grid.size(); ++k) {
-        stepper.step(field, Out<typename St::scalar_type>(x), grid[k], grid[k + 1] - grid[k]);
-        stats.nfe += detail::step_nfe(stepper);
-        ++stats.steps;
-        observer(grid[k + 1], std::as_const(x));
+/// Solves dX/dt = u_t(X) over the grid in place, with a fixed-step OdeStepper (grid: increasing,
+/// in [0, 1]; one step per interval; reset() first when the stepper has one; NFE = Σ last_nfe()
+/// or steps · nfe_per_step) or an AdaptiveStepper (which chooses its steps between the grid
+/// times, observed exactly there; the grid may decrease).
+template <class St, class F, class Obs = NoObserver>
+    requires solver::OdeStepper<St> || solver::AdaptiveStepper<St>
+SolveStats integrate(F&& field, Matrix<typename St::Scalar>& x, const std::vector<double>& grid, St& stepper, Obs&& observer = {}) {
+    if constexpr (solver::AdaptiveStepper<St>) {
+        return stepper.integrate(std::forward<F>(field), x, grid, std::forward<Obs>(observer));
+    } else {
+        detail::check_state("integrate", x, grid);
+        detail::reset_stepper(stepper);
+        SolveStats stats;
+        observer(grid.front(), std::as_const(x));
+        for (std::size_t k = 0; k + 1 < grid.size(); ++k) {
+            stepper.step(field, Out<typename St::Scalar>(x), grid[k], grid[k + 1] - grid[k]);
+            stats.nfe += detail::step_nfe(stepper);
+            ++stats.steps;
+            observer(grid[k + 1], std::as_const(x));
+        }
+        return stats;
     }
-    return stats;
 }
 
 /// Solves dX = b_t(X) dt + σ_t dW over the grid in place with an SDE stepper and generator
 /// (reset and NFE as for the ODE overload). A PathStepper gets the model field instead of b.
 template <solver::SdeStepper St, class F, class G, class Obs = NoObserver>
-SolveStats integrate(F&& drift, Matrix<typename St::scalar_type>& x, const std::vector<double>& grid, St& stepper, G& rng, Obs&& observer = {}) {
+SolveStats integrate(F&& drift, Matrix<typename St::Scalar>& x, const std::vector<double>& grid, St& stepper, G& rng, Obs&& observer = {}) {
     detail::check_state("integrate", x, grid);
     detail::reset_stepper(stepper);
     SolveStats stats;
     observer(grid.front(), std::as_const(x));
     for (std::size_t k = 0; k + 1 < grid.size(); ++k) {
-        stepper.step(drift, Out<typename St::scalar_type>(x), grid[k], grid[k + 1] - grid[k], rng);
+        stepper.step(drift, Out<typename St::Scalar>(x), grid[k], grid[k + 1] - grid[k], rng);
         stats.nfe += detail::step_nfe(stepper);
         ++stats.steps;
         observer(grid[k + 1], std::as_const(x));
@@ -112,18 +113,30 @@ SolveStats integrate(F&& drift, Matrix<typename St::scalar_type>& x, const std::
     return stats;
 }
 
-/// Generation with the ODE: pushes x (typically N(0, I) at t = 0) through a velocity field.
-template <solver::OdeStepper St, class F, class Obs = NoObserver>
-SolveStats sample(F&& velocity, Matrix<typename St::scalar_type>& x, const std::vector<double>& grid, St& stepper, Obs&& observer = {}) {
+/// A stepper of none of the kinds: one error naming what is missing (as an ODE stepper).
+template <class St, class F, class X, class... Rest>
+    requires(!solver::OdeStepper<St> && !solver::AdaptiveStepper<St> && !solver::SdeStepper<St>)
+SolveStats integrate(F&&, X&, const std::vector<double>&, St&, Rest&&...) {
+    static_assert(solver::check_ode_stepper<St>(), "fmd::integrate: the stepper models none of OdeStepper, SdeStepper, AdaptiveStepper");
+    static_assert(solver::OdeStepper<St>, "fmd::integrate: the stepper models none of OdeStepper, SdeStepper, AdaptiveStepper (docs/concepts.md)");
+    return {};
+}
+
+/// Generation with the ODE: pushes x (typically N(0, I) at t = 0) through a velocity field, with
+/// any fixed-step or adaptive ODE stepper.
+template <class St, class F, class Obs = NoObserver>
+SolveStats sample(F&& velocity, Matrix<typename St::Scalar>& x, const std::vector<double>& grid, St& stepper, Obs&& observer = {})
+    requires solver::OdeStepper<St> || solver::AdaptiveStepper<St>
+{
     return integrate(std::forward<F>(velocity), x, grid, stepper, std::forward<Obs>(observer));
 }
 
 /// Generation with the SDE of theory.md §3.7 / §7.6: drift u + σ_t²/2·s, the score converted from
-/// the velocity field through the path (one NFE per step), σ_t from the stepper's policy.
+/// the velocity field through the (Gaussian) path (one NFE per step), σ_t from the stepper.
 template <class Path, solver::SdeStepper St, class F, class G, class Obs = NoObserver>
     requires(!solver::PathStepper<St>)
-SolveStats sample(const Path& path, F& velocity, Matrix<typename St::scalar_type>& x, const std::vector<double>& grid, St& stepper, G& rng, Obs&& observer = {}) {
-    SdeDrift drift(path, velocity, stepper.sigma_policy());
+SolveStats sample(const Path& path, F& velocity, Matrix<typename St::Scalar>& x, const std::vector<double>& grid, St& stepper, G& rng, Obs&& observer = {}) {
+    SdeDrift drift(path, velocity, [&stepper](double t) { return stepper.sigma(t); });
     return integrate(drift, x, grid, stepper, rng, std::forward<Obs>(observer));
 }
 
@@ -131,7 +144,7 @@ SolveStats sample(const Path& path, F& velocity, Matrix<typename St::scalar_type
 /// field through its own path and draws its own noise; one NFE per step.
 template <solver::SdeStepper St, class F, class G, class Obs = NoObserver>
     requires solver::PathStepper<St>
-SolveStats sample(F&& field, Matrix<typename St::scalar_type>& x, const std::vector<double>& grid, St& stepper, G& rng, Obs&& observer = {}) {
+SolveStats sample(F&& field, Matrix<typename St::Scalar>& x, const std::vector<double>& grid, St& stepper, G& rng, Obs&& observer = {}) {
     return integrate(std::forward<F>(field), x, grid, stepper, rng, std::forward<Obs>(observer));
 }
 

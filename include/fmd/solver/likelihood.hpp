@@ -274,39 +274,44 @@ Likelihood<S> finish(const Matrix<S>& z, const Aug& aug, SolveStats stats) {
 }
 }  // namespace detail
 
-/// log p_1(x) per column (theory.md §8.4) with a fixed-step ODE stepper, walking the increasing
-/// grid (from 0 to 1, validated) backward from 1 to 0. stats.nfe counts augmented-field
-/// evaluations as integrate does (Σ last_nfe() or steps · nfe_per_step).
-template <solver::OdeStepper St, class F, class Policy = ExactDivergence>
-Likelihood<typename St::scalar_type> log_likelihood(F& field, const Matrix<typename St::scalar_type>& x, const std::vector<double>& grid,
-                                                    St& stepper, Policy policy = {}) {
-    using S = typename St::scalar_type;
+/// log p_1(x) per column (theory.md §8.4), integrating the augmented ODE backward from t = 1 to 0
+/// along the increasing grid (from 0 to 1, validated): a fixed-step OdeStepper takes one step per
+/// interval (it must accept negative steps), an AdaptiveStepper chooses its own steps (the
+/// divergence row is part of its error norm). stats.nfe counts augmented-field evaluations as
+/// integrate does.
+template <class St, class F, class Policy = ExactDivergence>
+    requires solver::OdeStepper<St> || solver::AdaptiveStepper<St>
+Likelihood<typename St::Scalar> log_likelihood(F& field, const Matrix<typename St::Scalar>& x, const std::vector<double>& grid, St& stepper,
+                                               Policy policy = {}) {
+    using S = typename St::Scalar;
     constexpr const char* where = "log_likelihood";
+    static_assert(!solver::forward_only<St>(), "fmd::log_likelihood: the stepper only steps forward in time; the likelihood integrates backward");
     grid::validate(grid, where);
     if (grid.front() != 0.0 || grid.back() != 1.0)
         detail::fail(where, "grid", "must run from 0 to 1 (the base density N(0, I) lives at t = 0), got [", grid.front(), ", ", grid.back(), "]");
     Matrix<S> z = detail::augmented_start(where, x);
     LikelihoodField<S, F, Policy> aug(field, policy);
     aug.draw_probes(x.rows(), x.cols());
-    detail::reset_stepper(stepper);  // a multistep history must not leak in from another solve
-    SolveStats stats;
-    for (std::size_t k = grid.size() - 1; k > 0; --k) {
-        stepper.step(aug, Out<S>(z), grid[k], grid[k - 1] - grid[k]);
-        stats.nfe += detail::step_nfe(stepper);
-        ++stats.steps;
+    if constexpr (solver::AdaptiveStepper<St>) {
+        const std::vector<double> backward(grid.rbegin(), grid.rend());
+        const SolveStats stats = stepper.integrate(aug, z, backward, NoObserver{});
+        return detail::finish(z, aug, stats);
+    } else {
+        detail::reset_stepper(stepper);  // a multistep history must not leak in from another solve
+        SolveStats stats;
+        for (std::size_t k = grid.size() - 1; k > 0; --k) {
+            stepper.step(aug, Out<S>(z), grid[k], grid[k - 1] - grid[k]);
+            stats.nfe += detail::step_nfe(stepper);
+            ++stats.steps;
+        }
+        return detail::finish(z, aug, stats);
     }
-    return detail::finish(z, aug, stats);
 }
 
-/// log p_1(x) per column (theory.md §8.4) with adaptive Dopri5 from t = 1 to t = 0; the
-/// divergence row is part of the error norm.
-template <class S, class F, class Policy = ExactDivergence>
-Likelihood<S> log_likelihood(F& field, const Matrix<S>& x, solver::Dopri5<S>& solver, Policy policy = {}) {
-    Matrix<S> z = detail::augmented_start("log_likelihood", x);
-    LikelihoodField<S, F, Policy> aug(field, policy);
-    aug.draw_probes(x.rows(), x.cols());
-    const SolveStats stats = solver.integrate(aug, z, 1.0, 0.0);
-    return detail::finish(z, aug, stats);
+/// log p_1(x) per column with an adaptive stepper from t = 1 straight to t = 0.
+template <solver::AdaptiveStepper St, class F, class Policy = ExactDivergence>
+Likelihood<typename St::Scalar> log_likelihood(F& field, const Matrix<typename St::Scalar>& x, St& stepper, Policy policy = {}) {
+    return log_likelihood(field, x, std::vector<double>{0.0, 1.0}, stepper, policy);
 }
 
 }  // namespace fmd

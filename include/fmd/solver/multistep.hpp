@@ -69,7 +69,7 @@ class AdamsBashforth {
     static_assert(K == 2 || K == 3, "fmd::solver::AdamsBashforth: K must be 2 or 3");
 
 public:
-    using scalar_type = S;
+    using Scalar = S;
     static constexpr int order = K;
     static constexpr int nfe_per_step = 1;  ///< steady state; the AB3 bootstrap costs one more
     /// Exact NFE of a solve over n steps (n ≥ 1).

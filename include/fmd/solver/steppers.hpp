@@ -31,7 +31,7 @@ inline void require_step(const char* where, double t, double h, bool forward_onl
 template <class S = double>
 class Euler {
 public:
-    using scalar_type = S;
+    using Scalar = S;
     static constexpr int order = 1;
     static constexpr int nfe_per_step = 1;
 
@@ -51,7 +51,7 @@ private:
 template <class S = double>
 class Midpoint {
 public:
-    using scalar_type = S;
+    using Scalar = S;
     static constexpr int order = 2;
     static constexpr int nfe_per_step = 2;
 
@@ -74,7 +74,7 @@ private:
 template <class S = double>
 class Heun {
 public:
-    using scalar_type = S;
+    using Scalar = S;
     static constexpr int order = 2;
     static constexpr int nfe_per_step = 2;
 
@@ -98,7 +98,7 @@ private:
 template <class S = double>
 class RK4 {
 public:
-    using scalar_type = S;
+    using Scalar = S;
     static constexpr int order = 4;
     static constexpr int nfe_per_step = 4;
 

@@ -1,7 +1,8 @@
 #pragma once
 // A training loop with callbacks: progress line, loss history, periodic checkpoints.
 // A callback is any object with on_step(const StepInfo&, Trainer&, Rng&); fit() calls each after
-// every step and on_end(...) when present.
+// every step and on_end(Trainer&) when present. on_step may return train::Signal: Signal::stop ends
+// training after this step (early stopping, a time budget, a target loss).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,7 +23,11 @@ struct StepInfo {
     std::int64_t step;   ///< steps done, this one included
     std::int64_t total;  ///< steps this fit() call will reach
     double loss;         ///< this batch's loss
+    double grad_norm;    ///< global L2 norm of this step's gradients before clipping (NaN if not computed)
 };
+
+/// What an on_step callback may return.
+enum class Signal { proceed, stop };
 
 namespace callback_impl {
 template <class T>
@@ -43,17 +48,27 @@ void visit_callback(C& callback, Fn&& fn) {
 /// Runs `trainer` until it has taken `until` steps in total (so a resumed trainer continues).
 /// A callback may be a std::optional<C>: an empty one is skipped (e.g. a CheckpointEvery that
 /// exists only when a checkpoint path was given).
+/// Returns the number of steps taken by this call.
 template <class Trainer, class Source, class G, class... Callbacks>
-void fit(Trainer& trainer, const Source& source, G& rng, std::int64_t until, Callbacks&... callbacks) {
-    while (trainer.step() < until) {
+std::int64_t fit(Trainer& trainer, const Source& source, G& rng, std::int64_t until, Callbacks&... callbacks) {
+    const std::int64_t start = trainer.step();
+    bool stop = false;
+    while (!stop && trainer.step() < until) {
         const double loss = static_cast<double>(trainer.train_step(source, rng));
-        [[maybe_unused]] const StepInfo info{trainer.step(), until, loss};  // unused without callbacks
-        (callback_impl::visit_callback(callbacks, [&](auto& cb) { cb.on_step(info, trainer, rng); }), ...);
+        [[maybe_unused]] const StepInfo info{trainer.step(), until, loss, trainer.last_grad_norm()};  // unused without callbacks
+        (callback_impl::visit_callback(callbacks, [&](auto& cb) {
+             if constexpr (std::is_same_v<decltype(cb.on_step(info, trainer, rng)), Signal>)
+                 stop = (cb.on_step(info, trainer, rng) == Signal::stop) || stop;
+             else
+                 cb.on_step(info, trainer, rng);
+         }),
+         ...);
     }
     [[maybe_unused]] auto end = [&](auto& cb) {
         if constexpr (requires { cb.on_end(trainer); }) cb.on_end(trainer);
     };
     (callback_impl::visit_callback(callbacks, end), ...);
+    return trainer.step() - start;
 }
 
 /// Progress: on a terminal one updating line (step, loss EMA, steps/s, ETA); otherwise a plain

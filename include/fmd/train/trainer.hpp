@@ -1,15 +1,24 @@
 #pragma once
 // The training loop of theory.md §6 as one object: data source + path + time sampler + loss +
-// network + optimizer (+ optional EMA, gradient clipping and learning-rate schedule).
-// train_step allocates nothing once the first step has sized the batch buffers.
+// network + optimizer, with policies for the learning rate, the gradients (clipping) and a weight
+// average (EMA). train_step allocates nothing once the first step has sized the batch buffers.
+//
+// Each template argument is checked against its concept first (docs/concepts.md); a type that
+// misses a member gets one static_assert naming the concept and the member.
+//
+// Paths: a GaussianProbabilityPath trains with any Loss (the target is c_z z + c_ε ε, computed
+// without a buffer); any other ProbabilityPath trains with velocity losses, against the path's
+// own conditional velocity.
 //
 // Labelled data (theory.md §6.9, guided training for CFG): a source with
 // sample(out, std::span<int> labels, rng) and a ConditionalNetwork train u_θ(x, t, y); each label is
 // replaced by the network's null label ∅ with probability label_dropout (default 0.1), so one
 // network learns u_t(x|y) and u_t(x|∅) for fmd::Guided.
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -24,19 +33,21 @@
 #include <fmd/loss/time_sampler.hpp>
 #include <fmd/nn/concepts.hpp>
 #include <fmd/nn/optim.hpp>
+#include <fmd/path/concepts.hpp>
 #include <fmd/train/checkpoint.hpp>
 
 namespace fmd::train {
 
 struct TrainerOptions {
     Eigen::Index batch_size = 64;
-    double ema_decay = 0.0;              ///< 0 = no EMA; e.g. 0.999 keeps ema ← d·ema + (1 − d)·θ
-    std::optional<double> clip_norm{};   ///< clip gradients to this global L2 norm
-    std::function<double(std::int64_t)> lr_schedule{};  ///< lr for the update about to be taken
+    double ema_decay = 0.0;              ///< 0 = no EMA; e.g. 0.999 keeps ema ← d·ema + (1 − d)·θ (replace with set_average_policy)
+    std::optional<double> clip_norm{};   ///< clip gradients to this global L2 norm (replace with set_gradient_policy)
+    std::function<double(std::int64_t)> lr_schedule{};  ///< lr for the update about to be taken (or set_lr_schedule)
     double label_dropout = 0.1;          ///< labelled training: P(label → null label) per sample (theory.md §6.9)
     /// Stop with fmd::numerical_error when a step's loss or gradient is not finite (checked before the
     /// optimizer touches the weights) or an update makes the weights non-finite. Costs two passes
-    /// over the parameter buffer per step; turn off only where divergence is handled elsewhere.
+    /// over the parameter buffer per step (the gradient pass also gives StepInfo::grad_norm); turn
+    /// off only where divergence is handled elsewhere.
     bool check_finite = true;
 };
 
@@ -47,6 +58,19 @@ concept DataSource = requires(const D& d, Matrix<S>& out, Rng& rng) { d.sample(o
 /// A labelled data source: fills a dim x n batch with samples z_j ~ p_data and labels[j] = y_j.
 template <class D, class S>
 concept LabelledDataSource = requires(const D& d, Matrix<S>& out, std::span<int> labels, Rng& rng) { d.sample(out, labels, rng); };
+
+/// A gradient policy: transforms the gradient buffer in place before the update (clipping,
+/// noise, …) and returns the global L2 norm it saw before changing it (NaN if it does not compute one).
+template <class P, class S>
+concept GradientPolicy = requires(P& p, Eigen::Ref<Vector<S>> grads) {
+    { p(grads) } -> std::convertible_to<double>;
+};
+
+/// A weight-average policy: updates the average `avg` from the parameters after update number `step` (1, 2, …).
+template <class P, class S>
+concept AveragePolicy = requires(P& p, Eigen::Ref<Vector<S>> avg, const Eigen::Ref<const Vector<S>>& params, std::int64_t step) {
+    p(avg, params, step);
+};
 
 /// Optional network description stored in checkpoints (falls back to the parameter count).
 template <class Net>
@@ -63,26 +87,77 @@ std::string optimizer_of(const Opt& opt) {
     else return {};
 }
 
-template <class Path, loss::Loss L, class Net, class Opt, class TimeSampler = time::Uniform>
+/// Global-norm clipping as a GradientPolicy (torch.nn.utils.clip_grad_norm_).
+struct ClipGlobalNorm {
+    double max_norm;
+    template <class S>
+    double operator()(Eigen::Ref<Vector<S>> grads) const { return nn::clip_grad_norm(grads, max_norm); }
+};
+
+/// ema ← d·ema + (1 − d)·θ as an AveragePolicy.
+struct ExponentialAverage {
+    double decay;
+    template <class S>
+    void operator()(Eigen::Ref<Vector<S>> avg, const Eigen::Ref<const Vector<S>>& params, std::int64_t) const {
+        const S d = S(decay);
+        avg = d * avg + (S(1) - d) * params;
+    }
+};
+
+template <class Path, class L, class Net, class Opt, class TimeSampler = time_sampler::Uniform>
 class Trainer {
+    static_assert(nn::check_network<Net>());
+
 public:
     using S = typename Net::Scalar;
-    static_assert(nn::Network<Net, S>, "Trainer: Net must model fmd::nn::Network");
-    static_assert(nn::Optimizer<Opt, S>, "Trainer: Opt must model fmd::nn::Optimizer");
 
-    Trainer(const Path& path, L loss, Net& net, Opt& opt, TrainerOptions options = {}, TimeSampler times = {})
-        : path_(path), loss_(loss), net_(&net), opt_(&opt), options_(std::move(options)), times_(times) {
+private:
+    static_assert(nn::check_optimizer<Opt, S>());
+    static_assert(check_path<Path, S>());
+    static_assert(loss::Loss<L>, "fmd::train::Trainer: L must model fmd::loss::Loss (static `prediction` and `coefficients(const PathCoefficients&)`)");
+    static_assert(time_sampler::TimeSampler<TimeSampler, S>, "fmd::train::Trainer: missing `void operator()(Row<S>& t, Rng& rng) const` on the time sampler");
+    static_assert(GaussianProbabilityPath<Path, S> || L::prediction == Prediction::velocity,
+                  "fmd::train::Trainer: a path without coefficients(t) (not Gaussian) trains velocity losses only (its target is the path's conditional velocity)");
+
+public:
+    Trainer(Path path, L loss, Net& net, Opt& opt, TrainerOptions options = {}, TimeSampler times = {})
+        : path_(std::move(path)), loss_(std::move(loss)), net_(&net), opt_(&opt), options_(std::move(options)), times_(std::move(times)) {
         detail::require_positive_count("train::Trainer", "batch_size", options_.batch_size);
         if (!(options_.ema_decay >= 0.0 && options_.ema_decay < 1.0)) detail::fail("train::Trainer", "ema_decay", "must lie in [0, 1), got ", options_.ema_decay);
         if (options_.clip_norm && !(*options_.clip_norm > 0.0 && std::isfinite(*options_.clip_norm))) detail::fail("train::Trainer", "clip_norm", "must be finite and > 0, got ", *options_.clip_norm);
         if (!(options_.label_dropout >= 0.0 && options_.label_dropout <= 1.0)) detail::fail("train::Trainer", "label_dropout", "must lie in [0, 1], got ", options_.label_dropout);
-        if (options_.ema_decay > 0.0) ema_ = net.parameters();
+        if (options_.ema_decay > 0.0) set_average_policy(ExponentialAverage{options_.ema_decay});
+        if (options_.clip_norm) set_gradient_policy(ClipGlobalNorm{*options_.clip_norm});
+        if (options_.lr_schedule) lr_ = options_.lr_schedule;
+    }
+
+    /// Replaces the learning-rate schedule (any nn::LrSchedule: lr(step) for the update about to be taken).
+    template <nn::LrSchedule Sched>
+    void set_lr_schedule(Sched schedule) {
+        lr_ = [schedule = std::move(schedule)](std::int64_t step) { return static_cast<double>(schedule.lr(step)); };
+    }
+    /// Replaces the gradient policy (default: ClipGlobalNorm when clip_norm is set, else none).
+    template <GradientPolicy<S> P>
+    void set_gradient_policy(P policy) {
+        gradients_ = [policy = std::move(policy)](Eigen::Ref<Vector<S>> g) mutable { return static_cast<double>(policy(g)); };
+    }
+    /// Replaces the weight-average policy (default: ExponentialAverage when ema_decay > 0, else
+    /// none); the average starts from the current parameters when there was none.
+    template <AveragePolicy<S> P>
+    void set_average_policy(P policy) {
+        average_ = [policy = std::move(policy)](Eigen::Ref<Vector<S>> a, const Eigen::Ref<const Vector<S>>& p, std::int64_t step) mutable {
+            policy(a, p, step);
+        };
+        if (ema_.size() == 0) ema_ = net_->parameters();
     }
 
     /// One optimizer step on a fresh batch drawn from `source`; returns the batch loss.
     /// A LabelledDataSource with a ConditionalNetwork trains on (z, y) with label dropout.
     template <class Source, class G>
     S train_step(const Source& source, G& rng) {
+        static_assert(DataSource<Source, S> || LabelledDataSource<Source, S>,
+                      "fmd::train::Trainer::train_step: the source needs `void sample(Matrix<S>& out, Rng& rng) const` "
+                      "(or, labelled, `void sample(Matrix<S>& out, std::span<int> labels, Rng& rng) const`)");
         size_batch();
         if constexpr (LabelledDataSource<Source, S> && nn::ConditionalNetwork<Net, S>) {
             source.sample(batch_, std::span<int>(batch_labels_), rng);
@@ -104,7 +179,7 @@ public:
     /// the null label with probability label_dropout (drawn from rng first, then ε and t).
     template <class G>
     S step_on(In<S> z, Labels labels, G& rng) {
-        static_assert(nn::ConditionalNetwork<Net, S>, "Trainer::step_on(z, labels, rng): Net must model fmd::nn::ConditionalNetwork");
+        static_assert(nn::ConditionalNetwork<Net, S>, "fmd::train::Trainer::step_on(z, labels, rng): the network must model fmd::nn::ConditionalNetwork");
         if (static_cast<Eigen::Index>(labels.size()) != z.cols())
             detail::fail("train::Trainer::step_on", "labels", "must hold one label per column of z (", z.cols(), "), got ", labels.size());
         size_buffers(z);
@@ -121,16 +196,23 @@ public:
     std::int64_t step() const { return step_; }
     Net& network() { return *net_; }
     const Path& path() const { return path_; }
-    /// EMA of the parameters (empty without ema_decay); copy it into the network to sample with it.
+    /// Weight average (empty without an average policy); copy it into the network to sample with it.
     const Vector<S>& ema() const { return ema_; }
     const TrainerOptions& options() const { return options_; }
+    /// Global L2 norm of the last step's gradients before the gradient policy changed them (NaN when
+    /// neither check_finite nor a gradient policy computed it).
+    double last_grad_norm() const { return grad_norm_; }
 
 private:
     template <class G>
     S update(In<S> z, bool labelled, G& rng) {
         fill_normal(eps_, rng);
         times_(t_, rng);
-        path_.sample(z, eps_, t_, xt_);
+        constexpr bool gaussian = GaussianProbabilityPath<Path, S>;
+        if constexpr (gaussian)
+            path_.sample(z, eps_, t_, xt_);
+        else
+            path_.sample(z, eps_, t_, xt_, target_, rng);
         if constexpr (nn::ConditionalNetwork<Net, S>) {
             if (labelled)
                 net_->forward(In<S>(xt_), t_, Labels(labels_.data(), labels_.size()), Out<S>(pred_));
@@ -139,25 +221,30 @@ private:
         } else {
             net_->forward(In<S>(xt_), t_, Out<S>(pred_));
         }
-        const S value = loss::value_and_gradient(loss_, path_, pred_, z, eps_, t_, grad_);
+        S value;
+        if constexpr (gaussian)
+            value = loss::value_and_gradient(loss_, path_, pred_, z, eps_, t_, grad_);
+        else
+            value = loss::value_and_gradient_to(loss_, path_, pred_, target_, t_, grad_);
         constexpr const char* where = "train::Trainer::train_step";
         if (options_.check_finite && !std::isfinite(static_cast<double>(value)))
             detail::fail_numerical(where, "loss", "is not finite (", value, ") at step ", step_ + 1,
                                    "; the weights were not updated (diverging? lower the learning rate or clip gradients; or the batch holds NaN/Inf)");
         net_->backward(In<S>(grad_));
-        if (options_.clip_norm) nn::clip_grad_norm(net_->gradients(), *options_.clip_norm);
-        if (options_.check_finite && !net_->gradients().allFinite())
-            detail::fail_numerical(where, "gradients", "are not finite at step ", step_ + 1, "; the weights were not updated");
-        if (options_.lr_schedule) opt_->set_lr(options_.lr_schedule(step_));
+        grad_norm_ = gradients_ ? gradients_(net_->gradients()) : std::numeric_limits<double>::quiet_NaN();
+        if (options_.check_finite) {
+            // One pass: the norm is finite iff every entry is (a policy that computes no norm returns NaN).
+            if (std::isnan(grad_norm_)) grad_norm_ = std::sqrt(static_cast<double>(net_->gradients().squaredNorm()));
+            if (!std::isfinite(grad_norm_))
+                detail::fail_numerical(where, "gradients", "are not finite (or their norm overflows) at step ", step_ + 1, "; the weights were not updated");
+        }
+        if (lr_) opt_->set_lr(lr_(step_));
         opt_->step(net_->parameters(), net_->gradients());
         if (options_.check_finite && !net_->parameters().allFinite())
             detail::fail_numerical(where, "parameters", "became non-finite in the update of step ", step_ + 1,
                                    " (the learning rate is too large for these gradients); restore the last checkpoint");
-        if (options_.ema_decay > 0.0) {
-            const S d = S(options_.ema_decay);
-            ema_ = d * ema_ + (S(1) - d) * net_->parameters();
-        }
         ++step_;
+        if (average_) average_(ema_, net_->parameters(), step_);
         return value;
     }
 
@@ -174,6 +261,7 @@ public:
     /// count you trained with when bits matter (tests/threads/reproducibility.cpp).
     template <class G>
     Checkpoint<S> checkpoint(const G& rng) const {
+        static_assert(nn::check_stateful_optimizer<Opt, S>());
         Checkpoint<S> c;
         c.architecture = architecture_of(*net_);
         c.optimizer = optimizer_of(*opt_);
@@ -192,6 +280,7 @@ public:
     /// Restores a checkpoint. Validates everything first: on error nothing is changed.
     template <class G>
     void restore(const Checkpoint<S>& c, G& rng) {
+        static_assert(nn::check_stateful_optimizer<Opt, S>());
         constexpr const char* where = "train::Trainer::restore";
         if (c.architecture != architecture_of(*net_)) detail::fail(where, "checkpoint", "was written by a different architecture ('", c.architecture, "' vs '", architecture_of(*net_), "')");
         const std::string optimizer = optimizer_of(*opt_);
@@ -226,6 +315,7 @@ private:
         const auto d = z.rows(), n = z.cols();
         xt_.resize(d, n);
         eps_.resize(d, n);
+        if constexpr (!GaussianProbabilityPath<Path, S>) target_.resize(d, n);
         pred_.resize(d, n);
         grad_.resize(d, n);
         t_.resize(n);
@@ -243,7 +333,11 @@ private:
     Opt* opt_;
     TrainerOptions options_;
     TimeSampler times_;
-    Matrix<S> batch_, xt_, eps_, pred_, grad_;
+    std::function<double(std::int64_t)> lr_;
+    std::function<double(Eigen::Ref<Vector<S>>)> gradients_;
+    std::function<void(Eigen::Ref<Vector<S>>, const Eigen::Ref<const Vector<S>>&, std::int64_t)> average_;
+    double grad_norm_ = std::numeric_limits<double>::quiet_NaN();
+    Matrix<S> batch_, xt_, eps_, pred_, grad_, target_;
     Row<S> t_;
     Vector<S> ema_;
     std::vector<int> batch_labels_, labels_;  // drawn labels; labels after dropout
