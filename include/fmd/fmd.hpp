@@ -14,10 +14,13 @@
 #include <fmd/field/guidance.hpp>
 #include <fmd/loss/losses.hpp>
 #include <fmd/loss/time_sampler.hpp>
+#include <fmd/loss/weighting.hpp>
 #include <fmd/metrics/distance.hpp>
 #include <fmd/nn/nn.hpp>
+#include <fmd/path/concepts.hpp>
 #include <fmd/path/gaussian_path.hpp>
 #include <fmd/path/prediction.hpp>
+#include <fmd/path/stochastic_interpolant.hpp>
 #include <fmd/schedule/schedules.hpp>
 #include <fmd/solver/solvers.hpp>
 #include <fmd/train/train.hpp>

@@ -3,6 +3,7 @@
 // evaluations and reporting every grid point to an observer.
 #include <algorithm>
 #include <concepts>
+#include <type_traits>
 #include <cstddef>
 #include <utility>
 #include <vector>
@@ -79,6 +80,8 @@ void check_state(const char* where, const Matrix<S>& x, const std::vector<double
 template <class St, class F, class Obs = NoObserver>
     requires solver::OdeStepper<St> || solver::AdaptiveStepper<St>
 SolveStats integrate(F&& field, Matrix<typename St::Scalar>& x, const std::vector<double>& grid, St& stepper, Obs&& observer = {}) {
+    static_assert(VectorField<std::remove_cvref_t<F>, typename St::Scalar>,
+                  "fmd::integrate: the field needs `void operator()(In<S> x, double t, Out<S> out)` for the stepper's Scalar S");
     if constexpr (solver::AdaptiveStepper<St>) {
         return stepper.integrate(std::forward<F>(field), x, grid, std::forward<Obs>(observer));
     } else {
