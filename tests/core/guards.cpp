@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -145,4 +147,40 @@ TEST_CASE("Sizes that overflow are refused: huge grids, networks whose parameter
     CHECK_THROWS_MATCHES(fmd::nn::MLP<float>({.dim = 2, .width = 3'000'000'000, .depth = 2}), fmd::invalid_argument, names("width", "parameters"));
     CHECK_THROWS_MATCHES(fmd::nn::MLP<float>::parameter_count({.dim = 2, .width = Eigen::Index(1) << 40, .depth = 1}), fmd::invalid_argument,
                          names("width"));
+}
+
+TEST_CASE("Adapters hold their path by value: a temporary path stays valid (AddressSanitizer build)", "[field][guards]") {
+    using VP = fmd::GaussianPath<schedule::VP>;
+    fmd::MixtureOracle oracle(VP{}, fmd_test::three_component_mixture());
+    auto s = oracle.score_field();
+    auto u = fmd::score_to_velocity(VP{}, s);  // the path argument dies at the end of this statement
+    auto b = fmd::SdeDrift(VP{}, u, fmd::ConstantSigma(0.5));
+    Matrix<double> x = Matrix<double>::Ones(2, 4), out(2, 4), exact(2, 4), drift(2, 4);
+    u(fmd::In<double>(x), 0.6, fmd::Out<double>(out));
+    oracle.velocity(x, 0.6, exact);
+    CHECK((out - exact).cwiseAbs().maxCoeff() < 1e-12);
+    b(fmd::In<double>(x), 0.6, fmd::Out<double>(drift));
+    Matrix<double> score(2, 4);
+    oracle.score(x, 0.6, score);
+    CHECK((drift - (exact + 0.125 * score)).cwiseAbs().maxCoeff() < 1e-12);
+}
+
+TEST_CASE("Exception types: invalid_argument, numerical_error and io_error are fmd::error, thrown where documented", "[core][guards]") {
+    static_assert(std::is_base_of_v<fmd::error, fmd::invalid_argument> && std::is_base_of_v<fmd::error, fmd::numerical_error> &&
+                  std::is_base_of_v<fmd::error, fmd::io_error> && std::is_base_of_v<std::runtime_error, fmd::error>);
+    // A bad input.
+    CHECK_THROWS_AS(fmd::grid::uniform(0), fmd::invalid_argument);
+    CHECK_THROWS_AS(fmd::GaussianPath<schedule::Linear>{}.conversion(Prediction::velocity, Prediction::score, 1.5), fmd::invalid_argument);
+    // A computation that went non-finite: the integrate observer that checks it.
+    Matrix<double> x = Matrix<double>::Ones(2, 2);
+    fmd::solver::Euler<double> euler;
+    auto blow_up = [](fmd::In<double> y, double, fmd::Out<double> out) { out = y * 1e300; };
+    CHECK_THROWS_AS(fmd::integrate(blow_up, x, fmd::grid::uniform(5), euler, fmd::CheckFinite{}), fmd::numerical_error);
+    // A file that is not there, or not what it claims.
+    CHECK_THROWS_AS(fmd::train::load_checkpoint<double>("/nonexistent/fmd.ckpt"), fmd::io_error);
+    const std::vector<char> junk(40, 'x');
+    CHECK_THROWS_AS(fmd::train::parse_checkpoint<double>(junk), fmd::io_error);
+    // All of them are caught as fmd::error (and as std::exception).
+    CHECK_THROWS_AS(fmd::train::parse_checkpoint<double>(junk), fmd::error);
+    CHECK_THROWS_AS(fmd::grid::uniform(0), std::exception);
 }

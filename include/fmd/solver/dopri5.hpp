@@ -118,14 +118,14 @@ public:
             const double t_out = times[next];
             const double remaining = std::abs(t_out - t);
             if (stats.steps + stats.rejected >= opt_.max_steps)
-                fmd::detail::fail(where, "max_steps", "(", opt_.max_steps, " attempted steps) reached at t = ", t, " before t = ", t_end, "; raise it or loosen rtol/atol");
+                fmd::detail::fail_numerical(where, "max_steps", "(", opt_.max_steps, " attempted steps) reached at t = ", t, " before t = ", t_end, "; raise it or loosen rtol/atol");
             // Land on t_out when within 1% of it (Hairer's rule), so no sliver step follows.
             const bool lands = 1.01 * h_abs_ >= remaining;
             const double h_try = lands ? remaining : h_abs_;
             const double t_new = lands ? t_out : t + dir * h_try;
             const double h = t_new - t;  // signed; exactly what the stages span
             if (!(std::abs(h) > 16.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(t))))
-                fmd::detail::fail(where, "field", "needs a step below the time resolution at t = ", t, " (the solution is non-finite or too stiff for an explicit method)");
+                fmd::detail::fail_numerical(where, "field", "needs a step below the time resolution at t = ", t, " (the solution is non-finite or too stiff for an explicit method)");
 
             attempt(field, x, t, h, t_new);
             stats.nfe += nfe_per_attempt;

@@ -23,11 +23,11 @@ struct NoObserver {
     void operator()(double, const Matrix<S>&) const {}
 };
 
-/// Throws fmd::error if the state stops being finite at any grid point (the requested check).
+/// Throws fmd::numerical_error if the state stops being finite at any grid point (the requested check).
 struct CheckFinite {
     template <class S>
     void operator()(double t, const Matrix<S>& x) const {
-        if (!x.allFinite()) detail::fail("integrate", "x", "became non-finite at t = ", t);
+        if (!x.allFinite()) detail::fail_numerical("integrate", "x", "became non-finite at t = ", t);
     }
 };
 
