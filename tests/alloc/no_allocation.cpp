@@ -1,5 +1,5 @@
-// Hot paths allocate nothing (architecture.md "a field writes into `out`, allocating nothing";
-// steppers "own their workspace, sized on first use, so steps allocate nothing").
+// Hot paths allocate nothing (docs/architecture.md "Habits": a field writes into `out`, allocating
+// nothing; steppers own their workspace, sized on first use, so steps allocate nothing).
 //
 // The detectors (operator new, Eigen's runtime malloc check, glibc malloc) are those of
 // counter.hpp; the first test shows each of them fires on deliberate allocations ("the counters

@@ -1,5 +1,5 @@
 #pragma once
-// Batch types: a batch is dim x n, one column per sample (architecture.md "Data layout").
+// Batch types: a batch is dim x n, one column per sample (docs/architecture.md "Data layout").
 #include <concepts>
 #include <type_traits>
 

@@ -10,7 +10,7 @@
 //   4 + 4r  Π sizes elements, row-major     (last index fastest)
 //
 // Images become a (rows·cols) x n matrix, one flattened image per column (row-major inside the
-// image: pixel (r, c) at row r·cols + c), the batch layout of architecture.md. Pixel scaling:
+// image: pixel (r, c) at row r·cols + c), the batch layout of docs/architecture.md. Pixel scaling:
 // PixelScale::symmetric (default) maps byte v to v/127.5 − 1 ∈ [−1, 1] (data symmetric around 0,
 // like the N(0, I) source); PixelScale::unit maps it to v/255 ∈ [0, 1].
 //

@@ -1,5 +1,5 @@
 #pragma once
-// Field concepts (architecture.md): a field writes its value at (x, t) into `out`, allocating nothing.
+// Field concepts (docs/architecture.md): a field writes its value at (x, t) into `out`, allocating nothing.
 #include <concepts>
 #include <span>
 

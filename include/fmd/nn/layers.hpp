@@ -1,5 +1,5 @@
 #pragma once
-// Building blocks of nn::MLP (architecture.md "Network"): Linear layers viewed inside one
+// Building blocks of nn::MLP (docs/architecture.md): Linear layers viewed inside one
 // contiguous parameter buffer, fused bias + activation kernels, and the time embeddings
 // (sinusoidal, random Fourier features). A batch is dim x n, one column per sample.
 //

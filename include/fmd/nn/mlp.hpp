@@ -1,5 +1,5 @@
 #pragma once
-// nn::MLP: the built-in time-conditioned network (architecture.md "Network"), a C++ twin of
+// nn::MLP: the built-in time-conditioned network (docs/architecture.md), a C++ twin of
 // the seed notebook's PyTorch model:
 //
 //   h   = Linear_in(x) + Linear_time(emb(t)) [+ E_y]  emb: sinusoidal or random Fourier features

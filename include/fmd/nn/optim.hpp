@@ -1,5 +1,5 @@
 #pragma once
-// Optimizers on contiguous parameter / gradient buffers (architecture.md "Optimizer"), with
+// Optimizers on contiguous parameter / gradient buffers (docs/architecture.md), with
 // PyTorch's semantics and defaults (torch.optim.Adam, AdamW, SGD), global-norm gradient
 // clipping (torch.nn.utils.clip_grad_norm_) and learning-rate schedules.
 //
