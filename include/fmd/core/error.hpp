@@ -2,9 +2,9 @@
 // The exception hierarchy and the argument checks every public entry point uses.
 //
 //   fmd::error                  base of everything fmd throws (catch this to catch all)
-//   ├─ fmd::invalid_argument    a bad input: shape, range, option, label, grid
+//   ├─ fmd::invalid_argument    a bad input: shape, range, option, label, grid, a singular time
 //   ├─ fmd::numerical_error     a computation that stopped being finite or cannot proceed
-//   │                           (training divergence, non-finite state, singular conversion at run time)
+//   │                           (training divergence, a non-finite state, an iteration cap reached)
 //   └─ fmd::io_error            a file that cannot be read or written, or is not in the expected format
 //
 // Every message starts "fmd::<function>: argument '<name>' …", naming the argument at fault.

@@ -1,6 +1,6 @@
 #pragma once
-// IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed (zlib; link ZLIB::ZLIB,
-// which the fmd::fmd target does). Not in fmd.hpp: include <fmd/data/idx.hpp> where needed.
+// IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed (zlib; link the fmd::io
+// target, which adds it). Not in fmd.hpp: include <fmd/data/idx.hpp> where needed.
 //
 //   offset  field
 //   0       0x00 0x00                      magic, first half

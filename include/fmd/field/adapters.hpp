@@ -22,7 +22,7 @@ public:
 
     template <class S>
     void operator()(const Eigen::Ref<const Matrix<S>>& x, double t, Eigen::Ref<Matrix<S>> out) {
-        const Affine m = path_.conversion(from_, to_, t);  // throws at singular points
+        const Affine m = fmd::conversion(path_, from_, to_, t);  // throws at singular points
         (*field_)(x, t, out);
         out = S(m.a) * x + S(m.b) * out;
     }
@@ -70,7 +70,7 @@ public:
         (*field_)(x, t, out);
         const double half_var = 0.5 * sigma_(t) * sigma_(t);
         if (half_var == 0.0) return;
-        const Affine m = path_.conversion(Prediction::velocity, Prediction::score, t);
+        const Affine m = fmd::conversion(path_, Prediction::velocity, Prediction::score, t);
         out = S(1.0 + half_var * m.b) * out + S(half_var * m.a) * x;
     }
     const Sigma& sigma() const { return sigma_; }

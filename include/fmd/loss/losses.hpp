@@ -63,6 +63,8 @@ concept Loss = requires(const PathCoefficients& c) {
 ///   auto robust = fmd::loss::weighted(fmd::loss::cfm, fmd::loss::Unweighted{}, fmd::loss::PseudoHuber{0.03});
 template <Loss L, class W = Unweighted, class D = SquaredError>
 struct Weighted {
+    static_assert(Distance<D, float> || Distance<D, double>,
+                  "fmd::loss::Weighted: the distance needs `double value(const R& r) const` and `double value_and_gradient(R&& r) const`");
     static constexpr Prediction prediction = L::prediction;
     static TargetCoefficients coefficients(const PathCoefficients& c) { return L::coefficients(c); }
     W weighting{};
@@ -114,6 +116,8 @@ double weight_at(const char* where, const L& l, const Path& path, double t) {
     if constexpr (std::same_as<typename parts<L>::weighting_type, Unweighted>) {
         return 1.0;
     } else {
+        static_assert(Weighting<typename parts<L>::weighting_type, Path>,
+                      "fmd::loss: the weighting needs `double operator()(const Path& path, double t) const`");
         const double w = static_cast<double>(parts<L>::weighting(l)(path, t));
         if (!(w >= 0.0) || !std::isfinite(w)) fmd::detail::fail(where, "t", "gets the loss weight λ = ", w, " at t = ", t, " (must be finite and >= 0)");
         return w;

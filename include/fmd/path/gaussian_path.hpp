@@ -17,6 +17,65 @@ struct Affine {
     double a, b;
 };
 
+/// Coefficients (a, b) of out = a·x + b·in converting a prediction `from` into `to` at a time
+/// with path coefficients c (theory.md §5.2), for any Gaussian path. Throws fmd::invalid_argument
+/// naming 't' at a singular point (theory.md §5.3): α = 0 (t = 0) for conversions out of ε̂ or s
+/// into x̂1 or u, β = 0 (t = 1) for conversions out of x̂1 or into s, D = 0 for conversions out of
+/// u, and wherever a coefficient is infinite (β̇ = −∞ for VP and Sqrt at t = 1).
+inline Affine conversion(const PathCoefficients& c, Prediction from, Prediction to, double t) {
+    const double al = c.alpha, be = c.beta, da = c.d_alpha, db = c.d_beta, D = c.D();
+    using P = Prediction;
+    auto guard = [&](double denominator, const char* what) {
+        if (denominator == 0.0 || !std::isfinite(denominator))
+            detail::fail("GaussianPath::conversion", "t", "is a singular point of the conversion from ", name(from), " to ", name(to), ": ", what,
+                         " = ", denominator, " at t = ", t, " (theory.md §5.3)");
+        return denominator;
+    };
+    if (from == to) return {0.0, 1.0};
+    const Affine m = [&]() -> Affine {
+        switch (from) {
+            case P::x1:
+                guard(be, "β");
+                if (to == P::epsilon) return {1.0 / be, -al / be};
+                if (to == P::velocity) return {db / be, D / be};
+                return {-1.0 / (be * be), al / (be * be)};  // score
+            case P::epsilon:
+                if (to == P::score) return {0.0, -1.0 / guard(be, "β")};
+                guard(al, "α");
+                if (to == P::x1) return {1.0 / al, -be / al};
+                return {da / al, -D / al};  // velocity
+            case P::velocity: {
+                if (to == P::score) {
+                    const double bD = guard(c.beta_D(), "βD");
+                    return {-da / bD, al / bD};
+                }
+                guard(D, "D");
+                if (to == P::x1) return {-db / D, be / D};
+                return {da / D, -al / D};  // epsilon
+            }
+            case P::score:
+                if (to == P::epsilon) return {0.0, -be};
+                guard(al, "α");
+                if (to == P::x1) return {1.0 / al, be * be / al};
+                return {da / al, c.beta_D() / al};  // velocity
+        }
+        return {0.0, 1.0};
+    }();
+    // A finite denominator can still meet an infinite derivative (VP or Sqrt at t = 1: β̇ = −∞;
+    // Polynomial(n < 1) at t = 0: α̇ = ∞): the conversion is singular there too.
+    if (!std::isfinite(m.a) || !std::isfinite(m.b))
+        detail::fail("GaussianPath::conversion", "t", "is a singular point of the conversion from ", name(from), " to ", name(to),
+                     ": its coefficients are not finite (", m.a, ", ", m.b, ") at t = ", t, " (theory.md §5.3)");
+    return m;
+}
+
+/// The conversion on any GaussianProbabilityPath (its coefficients at t), t checked to lie in [0, 1].
+template <class Path>
+Affine conversion(const Path& path, Prediction from, Prediction to, double t) {
+    detail::require_time("GaussianPath::conversion", "t", t);
+    return conversion(static_cast<PathCoefficients>(path.coefficients(t)), from, to, t);
+}
+
 template <schedule::Schedule Sched>
 class GaussianPath {
 public:
@@ -113,58 +172,10 @@ public:
     }
 
     /// Coefficients (a, b) of out = a·x + b·in converting `from` into `to` at time t
-    /// (theory.md §5.2). Throws fmd::error at a singular point (theory.md §5.3):
-    /// α = 0 (t = 0) for conversions out of ε̂ or s into x̂1 or u, β = 0 (t = 1) for
-    /// conversions out of x̂1 or into s, D = 0 for conversions out of u.
+    /// (theory.md §5.2); see fmd::conversion.
     Affine conversion(Prediction from, Prediction to, double t) const {
         detail::require_time("GaussianPath::conversion", "t", t);
-        const auto c = coefficients(t);
-        const double al = c.alpha, be = c.beta, da = c.d_alpha, db = c.d_beta, D = c.D();
-        using P = Prediction;
-        auto guard = [&](double denominator, const char* what) {
-            if (denominator == 0.0 || !std::isfinite(denominator))
-                detail::fail("GaussianPath::conversion", "t",
-                             "is a singular point of the conversion from ", name(from), " to ", name(to), ": ",
-                             what, " = ", denominator, " at t = ", t, " (theory.md §5.3)");
-            return denominator;
-        };
-        if (from == to) return {0.0, 1.0};
-        const Affine m = [&]() -> Affine {
-            switch (from) {
-                case P::x1:
-                    guard(be, "β");
-                    if (to == P::epsilon) return {1.0 / be, -al / be};
-                    if (to == P::velocity) return {db / be, D / be};
-                    return {-1.0 / (be * be), al / (be * be)};  // score
-                case P::epsilon:
-                    if (to == P::score) return {0.0, -1.0 / guard(be, "β")};
-                    guard(al, "α");
-                    if (to == P::x1) return {1.0 / al, -be / al};
-                    return {da / al, -D / al};  // velocity
-                case P::velocity: {
-                    if (to == P::score) {
-                        const double bD = guard(c.beta_D(), "βD");
-                        return {-da / bD, al / bD};
-                    }
-                    guard(D, "D");
-                    if (to == P::x1) return {-db / D, be / D};
-                    return {da / D, -al / D};  // epsilon
-                }
-                case P::score:
-                    if (to == P::epsilon) return {0.0, -be};
-                    guard(al, "α");
-                    if (to == P::x1) return {1.0 / al, be * be / al};
-                    return {da / al, c.beta_D() / al};  // velocity
-            }
-            return {0.0, 1.0};
-        }();
-        // A finite denominator can still meet an infinite derivative (VP or Sqrt at t = 1: β̇ = −∞;
-        // Polynomial(n < 1) at t = 0: α̇ = ∞): the conversion is singular there too.
-        if (!std::isfinite(m.a) || !std::isfinite(m.b))
-            detail::fail("GaussianPath::conversion", "t",
-                         "is a singular point of the conversion from ", name(from), " to ", name(to),
-                         ": its coefficients are not finite (", m.a, ", ", m.b, ") at t = ", t, " (theory.md §5.3)");
-        return m;
+        return fmd::conversion(coefficients(t), from, to, t);
     }
 
     /// out = conversion(from, to, t) applied to a batch at one time; out may alias `in`.

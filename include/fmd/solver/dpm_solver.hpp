@@ -91,7 +91,7 @@ public:
 
         // x̂1 at (x, t) from the field's own prediction (theory.md §5.2); throws at singular t.
         Matrix<S>& cur = x1_[cur_];
-        const Affine m = path_.conversion(from_, Prediction::x1, t);
+        const Affine m = fmd::conversion(path_, from_, Prediction::x1, t);
         field(In<S>(x), t, ref(cur));
         if (m.a != 0.0 || m.b != 1.0) cur = S(m.a) * x + S(m.b) * cur;
 

@@ -116,12 +116,24 @@ SolveStats integrate(F&& drift, Matrix<typename St::Scalar>& x, const std::vecto
     return stats;
 }
 
-/// A stepper of none of the kinds: one error naming what is missing (as an ODE stepper).
+namespace detail {
+/// The error for a stepper of none of the kinds: names what is missing, as an SDE stepper when it
+/// has sigma(t), else as an ODE stepper.
+template <class St>
+constexpr bool report_stepper() {
+    if constexpr (requires(const St& st) { st.sigma(0.5); })
+        static_assert(solver::check_sde_stepper<St>());
+    else
+        static_assert(solver::check_ode_stepper<St>());
+    return false;
+}
+}  // namespace detail
+
+/// A stepper of none of the kinds: one error naming what is missing.
 template <class St, class F, class X, class... Rest>
     requires(!solver::OdeStepper<St> && !solver::AdaptiveStepper<St> && !solver::SdeStepper<St>)
 SolveStats integrate(F&&, X&, const std::vector<double>&, St&, Rest&&...) {
-    static_assert(solver::check_ode_stepper<St>(), "fmd::integrate: the stepper models none of OdeStepper, SdeStepper, AdaptiveStepper");
-    static_assert(solver::OdeStepper<St>, "fmd::integrate: the stepper models none of OdeStepper, SdeStepper, AdaptiveStepper (docs/concepts.md)");
+    static_assert(detail::report_stepper<St>(), "fmd::integrate: the stepper models none of OdeStepper, SdeStepper, AdaptiveStepper (docs/concepts.md)");
     return {};
 }
 
@@ -132,6 +144,14 @@ SolveStats sample(F&& velocity, Matrix<typename St::Scalar>& x, const std::vecto
     requires solver::OdeStepper<St> || solver::AdaptiveStepper<St>
 {
     return integrate(std::forward<F>(velocity), x, grid, stepper, std::forward<Obs>(observer));
+}
+
+/// A stepper of none of the kinds: one error naming what is missing.
+template <class St, class F, class X, class... Rest>
+    requires(!solver::OdeStepper<St> && !solver::AdaptiveStepper<St> && !solver::SdeStepper<St>)
+SolveStats sample(F&&, X&, const std::vector<double>&, St&, Rest&&...) {
+    static_assert(detail::report_stepper<St>(), "fmd::sample: the stepper models none of OdeStepper, SdeStepper, AdaptiveStepper (docs/concepts.md)");
+    return {};
 }
 
 /// Generation with the SDE of theory.md §3.7 / §7.6: drift u + σ_t²/2·s, the score converted from

@@ -209,9 +209,12 @@ private:
         fill_normal(eps_, rng);
         times_(t_, rng);
         constexpr bool gaussian = GaussianProbabilityPath<Path, S>;
-        if constexpr (gaussian)
-            path_.sample(z, eps_, t_, xt_);
-        else
+        if constexpr (gaussian) {  // x_t = α z + β ε from the coefficients alone; the loss forms its own target
+            for (Eigen::Index j = 0; j < z.cols(); ++j) {
+                const PathCoefficients c = path_.coefficients(static_cast<double>(t_(j)));
+                xt_.col(j) = S(c.alpha) * z.col(j) + S(c.beta) * eps_.col(j);
+            }
+        } else
             path_.sample(z, eps_, t_, xt_, target_, rng);
         if constexpr (nn::ConditionalNetwork<Net, S>) {
             if (labelled)
