@@ -4,6 +4,8 @@
 #include <fmd/core/error.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/coupling/assignment.hpp>
+#include <fmd/coupling/couplings.hpp>
 #include <fmd/data/dataset.hpp>
 #include <fmd/data/toy.hpp>
 #include <fmd/field/adapters.hpp>
@@ -16,6 +18,7 @@
 #include <fmd/loss/time_sampler.hpp>
 #include <fmd/loss/weighting.hpp>
 #include <fmd/metrics/distance.hpp>
+#include <fmd/metrics/straightness.hpp>
 #include <fmd/nn/nn.hpp>
 #include <fmd/path/concepts.hpp>
 #include <fmd/path/gaussian_path.hpp>

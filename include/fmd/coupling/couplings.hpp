@@ -54,8 +54,8 @@ concept Coupling = requires(const C& cc, C& c, Eigen::Index b, const Matrix<S>& 
 /// Independent pairs: eps = the first B pool columns.
 struct Independent {
     Eigen::Index pool_size(Eigen::Index batch) const { return batch; }
-    template <class S, class G>
-    void couple(const Matrix<S>& pool, const Matrix<S>& z, std::span<const int>, Matrix<S>& eps, G&) {
+    template <class S, class Z, class G>
+    void couple(const Matrix<S>& pool, const Z& z, std::span<const int>, Matrix<S>& eps, G&) {
         eps = pool.leftCols(z.cols());
     }
 };
@@ -70,8 +70,8 @@ void squared_distances(const A& noise, const B& z, Eigen::Ref<Matrix<double>> co
     cost = cost.cwiseMax(0.0);  // rounding can make ‖a − a‖² slightly negative
 }
 
-template <class S>
-void check_batch(const char* where, const Matrix<S>& pool, const Matrix<S>& z, const Matrix<S>& eps, Eigen::Index want) {
+template <class S, class Z>
+void check_batch(const char* where, const Matrix<S>& pool, const Z& z, const Matrix<S>& eps, Eigen::Index want) {
     if (z.cols() == 0) fmd::detail::fail(where, "z", "must be a non-empty batch");
     if (pool.rows() != z.rows() || pool.cols() != want)
         fmd::detail::fail(where, "pool", "must be ", z.rows(), " x ", want, " (pool_factor x batch), got ", pool.rows(), " x ", pool.cols());
@@ -87,7 +87,8 @@ template <class S>
 struct CostWorkspace {
     std::vector<double> buffer;
     Matrix<S> gathered;
-    Eigen::Map<Matrix<double>> costs(const Matrix<S>& z, const Matrix<S>& pool, Eigen::Index first, Eigen::Index m, std::span<const int> cols,
+    template <class Z>
+    Eigen::Map<Matrix<double>> costs(const Z& z, const Matrix<S>& pool, Eigen::Index first, Eigen::Index m, std::span<const int> cols,
                                      Eigen::Index n) {
         if (static_cast<Eigen::Index>(buffer.size()) < m * n) buffer.resize(static_cast<std::size_t>(m * n));
         Eigen::Map<Matrix<double>> cost(buffer.data(), m, n);
@@ -153,8 +154,8 @@ public:
     }
     Eigen::Index pool_size(Eigen::Index batch) const { return batch * opt_.pool_factor; }
 
-    template <class G>
-    void couple(const Matrix<S>& pool, const Matrix<S>& z, std::span<const int> labels, Matrix<S>& eps, G& /*rng*/) {
+    template <class Z, class G>
+    void couple(const Matrix<S>& pool, const Z& z, std::span<const int> labels, Matrix<S>& eps, G& /*rng*/) {
         constexpr const char* where = "coupling::ExactOT::couple";
         detail::check_batch(where, pool, z, eps, pool_size(z.cols()));
         last_cost_ = 0;
@@ -199,8 +200,8 @@ public:
     }
     Eigen::Index pool_size(Eigen::Index batch) const { return batch * opt_.pool_factor; }
 
-    template <class G>
-    void couple(const Matrix<S>& pool, const Matrix<S>& z, std::span<const int> labels, Matrix<S>& eps, G& rng) {
+    template <class Z, class G>
+    void couple(const Matrix<S>& pool, const Z& z, std::span<const int> labels, Matrix<S>& eps, G& rng) {
         constexpr const char* where = "coupling::Sinkhorn::couple";
         detail::check_batch(where, pool, z, eps, pool_size(z.cols()));
         last_cost_ = 0;

@@ -47,6 +47,22 @@ struct LogitNormal {
     }
 };
 
+/// t uniform on the k grid times {0, 1/k, …, (k − 1)/k}: the left ends of k Euler steps, for
+/// distilling a flow into a k-step sampler (theory.md §9.6).
+struct Discrete {
+    long k = 1;
+    explicit Discrete(long steps = 1) : k(steps) {
+        if (k < 1) detail::fail("time_sampler::Discrete", "k", "must be >= 1, got ", k);
+    }
+    template <Dense O, class G>
+    void operator()(O&& out, G& rng) const {
+        for (Eigen::Index j = 0; j < out.size(); ++j) {
+            const long i = std::min(static_cast<long>(uniform01(rng) * static_cast<double>(k)), k - 1);
+            out(j) = static_cast<scalar_of<O>>(static_cast<double>(i) / static_cast<double>(k));
+        }
+    }
+};
+
 /// A training-time sampler: `void operator()(Row<S>& t, Rng& rng) const` fills a 1 x n row of
 /// times in [0, 1].
 template <class T, class S>

@@ -22,6 +22,7 @@
 #include <optional>
 #include <span>
 #include <sstream>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,7 @@
 #include <fmd/core/error.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/coupling/couplings.hpp>
 #include <fmd/loss/losses.hpp>
 #include <fmd/loss/time_sampler.hpp>
 #include <fmd/nn/concepts.hpp>
@@ -58,6 +60,11 @@ concept DataSource = requires(const D& d, Matrix<S>& out, Rng& rng) { d.sample(o
 /// A labelled data source: fills a dim x n batch with samples z_j ~ p_data and labels[j] = y_j.
 template <class D, class S>
 concept LabelledDataSource = requires(const D& d, Matrix<S>& out, std::span<int> labels, Rng& rng) { d.sample(out, labels, rng); };
+
+/// A source of (data, noise) pairs — a fixed coupling such as reflow pairs (train/reflow.hpp):
+/// the trainer uses the given noise instead of drawing (and coupling) its own.
+template <class D, class S>
+concept PairedSource = requires(const D& d, Matrix<S>& z, Matrix<S>& eps, Rng& rng) { d.sample(z, eps, rng); };
 
 /// A gradient policy: transforms the gradient buffer in place before the update (clipping,
 /// noise, …) and returns the global L2 norm it saw before changing it (NaN if it does not compute one).
@@ -104,7 +111,9 @@ struct ExponentialAverage {
     }
 };
 
-template <class Path, class L, class Net, class Opt, class TimeSampler = time_sampler::Uniform>
+/// Coupling: how each batch's noise is paired with its data (coupling/couplings.hpp); the default
+/// Independent draws ε and uses it as is.
+template <class Path, class L, class Net, class Opt, class TimeSampler = time_sampler::Uniform, class Coupling = coupling::Independent>
 class Trainer {
     static_assert(nn::check_network<Net>());
 
@@ -116,12 +125,15 @@ private:
     static_assert(check_path<Path, S>());
     static_assert(loss::Loss<L>, "fmd::train::Trainer: L must model fmd::loss::Loss (static `prediction` and `coefficients(const PathCoefficients&)`)");
     static_assert(time_sampler::TimeSampler<TimeSampler, S>, "fmd::train::Trainer: missing `void operator()(Row<S>& t, Rng& rng) const` on the time sampler");
+    static_assert(coupling::Coupling<Coupling, S>,
+                  "fmd::train::Trainer: the coupling needs `Index pool_size(Index) const` and `void couple(pool, z, labels, eps, rng)` (coupling/couplings.hpp)");
     static_assert(GaussianProbabilityPath<Path, S> || L::prediction == Prediction::velocity,
                   "fmd::train::Trainer: a path without coefficients(t) (not Gaussian) trains velocity losses only (its target is the path's conditional velocity)");
 
 public:
-    Trainer(Path path, L loss, Net& net, Opt& opt, TrainerOptions options = {}, TimeSampler times = {})
-        : path_(std::move(path)), loss_(std::move(loss)), net_(&net), opt_(&opt), options_(std::move(options)), times_(std::move(times)) {
+    Trainer(Path path, L loss, Net& net, Opt& opt, TrainerOptions options = {}, TimeSampler times = {}, Coupling coupling = {})
+        : path_(std::move(path)), loss_(std::move(loss)), net_(&net), opt_(&opt), options_(std::move(options)), times_(std::move(times)),
+          coupling_(std::move(coupling)) {
         detail::require_positive_count("train::Trainer", "batch_size", options_.batch_size);
         if (!(options_.ema_decay >= 0.0 && options_.ema_decay < 1.0)) detail::fail("train::Trainer", "ema_decay", "must lie in [0, 1), got ", options_.ema_decay);
         if (options_.clip_norm && !(*options_.clip_norm > 0.0 && std::isfinite(*options_.clip_norm))) detail::fail("train::Trainer", "clip_norm", "must be finite and > 0, got ", *options_.clip_norm);
@@ -155,11 +167,15 @@ public:
     /// A LabelledDataSource with a ConditionalNetwork trains on (z, y) with label dropout.
     template <class Source, class G>
     S train_step(const Source& source, G& rng) {
-        static_assert(DataSource<Source, S> || LabelledDataSource<Source, S>,
+        static_assert(DataSource<Source, S> || LabelledDataSource<Source, S> || PairedSource<Source, S>,
                       "fmd::train::Trainer::train_step: the source needs `void sample(Matrix<S>& out, Rng& rng) const` "
-                      "(or, labelled, `void sample(Matrix<S>& out, std::span<int> labels, Rng& rng) const`)");
+                      "(or, labelled, `void sample(Matrix<S>& out, std::span<int> labels, Rng& rng) const`; or, paired, "
+                      "`void sample(Matrix<S>& z, Matrix<S>& eps, Rng& rng) const`)");
         size_batch();
-        if constexpr (LabelledDataSource<Source, S> && nn::ConditionalNetwork<Net, S>) {
+        if constexpr (PairedSource<Source, S>) {
+            source.sample(batch_, batch_eps_, rng);
+            return step_on_pairs(batch_, batch_eps_, rng);
+        } else if constexpr (LabelledDataSource<Source, S> && nn::ConditionalNetwork<Net, S>) {
             source.sample(batch_, std::span<int>(batch_labels_), rng);
             return step_on(batch_, Labels(batch_labels_), rng);
         } else {
@@ -168,10 +184,21 @@ public:
         }
     }
 
-    /// One optimizer step on the given data batch z (dim x n); ε and t are drawn from rng.
+    /// One optimizer step on the given data batch z (dim x n); ε (through the coupling) and t are drawn from rng.
     template <class G>
     S step_on(In<S> z, G& rng) {
         size_buffers(z);
+        draw_noise(z, {}, rng);
+        return update(z, false, rng);
+    }
+
+    /// One optimizer step on given (data, noise) pairs, column j of z with column j of eps (a fixed
+    /// coupling: reflow pairs); only t is drawn.
+    template <class G>
+    S step_on_pairs(In<S> z, In<S> eps, G& rng) {
+        detail::require_same_shape("train::Trainer::step_on_pairs", "z", z, "eps", eps);
+        size_buffers(z);
+        eps_ = eps;
         return update(z, false, rng);
     }
 
@@ -190,6 +217,7 @@ public:
                              " is the null label, set by label_dropout), got ", labels[j], " at column ", j);
         const double p = options_.label_dropout;
         for (std::size_t j = 0; j < labels.size(); ++j) labels_[j] = (p > 0.0 && uniform01(rng) < p) ? null : labels[j];
+        draw_noise(z, labels, rng);  // a coupling pairs within the true classes
         return update(z, true, rng);
     }
 
@@ -199,14 +227,28 @@ public:
     /// Weight average (empty without an average policy); copy it into the network to sample with it.
     const Vector<S>& ema() const { return ema_; }
     const TrainerOptions& options() const { return options_; }
+    /// The coupling policy (e.g. ExactOT::last_cost() of the last batch).
+    const Coupling& coupling() const { return coupling_; }
     /// Global L2 norm of the last step's gradients before the gradient policy changed them (NaN when
     /// neither check_finite nor a gradient policy computed it).
     double last_grad_norm() const { return grad_norm_; }
 
 private:
+    /// ε for the batch: drawn directly (Independent), or a pool drawn and coupled to z.
+    template <class G>
+    void draw_noise(In<S> z, Labels labels, G& rng) {
+        if constexpr (std::is_same_v<Coupling, coupling::Independent>) {
+            fill_normal(eps_, rng);
+        } else {
+            const Eigen::Index want = coupling_.pool_size(z.cols());
+            if (pool_.rows() != z.rows() || pool_.cols() != want) pool_.resize(z.rows(), want);
+            fill_normal(pool_, rng);
+            coupling_.couple(pool_, z, labels, eps_, rng);
+        }
+    }
+
     template <class G>
     S update(In<S> z, bool labelled, G& rng) {
-        fill_normal(eps_, rng);
         times_(t_, rng);
         constexpr bool gaussian = GaussianProbabilityPath<Path, S>;
         if constexpr (gaussian) {  // x_t = α z + β ε from the coefficients alone; the loss forms its own target
@@ -327,6 +369,7 @@ private:
     void size_batch() {
         const auto d = net_->input_dim(), n = options_.batch_size;
         if (batch_.rows() != d || batch_.cols() != n) batch_.resize(d, n);
+        if (batch_eps_.rows() != d || batch_eps_.cols() != n) batch_eps_.resize(d, n);
         batch_labels_.resize(static_cast<std::size_t>(n));
     }
 
@@ -336,11 +379,12 @@ private:
     Opt* opt_;
     TrainerOptions options_;
     TimeSampler times_;
+    Coupling coupling_;
     std::function<double(std::int64_t)> lr_;
     std::function<double(Eigen::Ref<Vector<S>>)> gradients_;
     std::function<void(Eigen::Ref<Vector<S>>, const Eigen::Ref<const Vector<S>>&, std::int64_t)> average_;
     double grad_norm_ = std::numeric_limits<double>::quiet_NaN();
-    Matrix<S> batch_, xt_, eps_, pred_, grad_, target_;
+    Matrix<S> batch_, batch_eps_, pool_, xt_, eps_, pred_, grad_, target_;
     Row<S> t_;
     Vector<S> ema_;
     std::vector<int> batch_labels_, labels_;  // drawn labels; labels after dropout
