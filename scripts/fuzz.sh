@@ -12,7 +12,7 @@ cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYP
   -DFMD_BUILD_TESTS=OFF -DFMD_BUILD_EXAMPLES=OFF -DFMD_BUILD_BENCHMARKS=OFF > /dev/null
 cmake --build build/fuzz
 
-runs=("fuzz_idx idx_plain" "fuzz_idx idx_gzip" "fuzz_checkpoint checkpoint")
+runs=("fuzz_idx idx_plain" "fuzz_idx idx_gzip" "fuzz_checkpoint checkpoint" "fuzz_pairs pairs")
 rm -rf build/fuzz/work build/fuzz/artifacts build/fuzz/logs
 mkdir -p build/fuzz/artifacts build/fuzz/logs
 pids=()

@@ -185,3 +185,55 @@ TEMPLATE_TEST_CASE("Labelled Trainer::train_step (conditional MLP, label dropout
         check_train_steps(b, mix, v);      // LabelledMixture as the source
     }
 }
+
+TEMPLATE_TEST_CASE("Coupled training steps allocate nothing after the first (ExactOT, pool, labelled blocks; Sinkhorn; stored pairs)",
+                   "[alloc][train][coupling]", float, double) {
+    using S = TestType;
+    const auto mix = fmd_test::separated_blobs<S>();
+    auto measure = [&](auto& trainer, auto&& step) {
+        step();  // sizes the pool, costs and solver buffers
+        const Allocations later = count_allocations([&] {
+            for (int i = 0; i < 4; ++i) step();
+        });
+        INFO("4 later steps: " << later.news << " operator new, " << later.eigen_mallocs << " Eigen mallocs, " << later.mallocs << " malloc calls");
+        CHECK(later.news == 0);
+        CHECK(later.eigen_mallocs == 0);
+        CHECK(later.mallocs == 0);
+        CHECK(trainer.step() == 5);
+    };
+    fmd::Rng rng(4);
+    {
+        fmd::nn::MLP<S> net(net_config, 1);
+        fmd::nn::AdamW<S> opt(net.parameter_count());
+        fmd::train::Trainer trainer(LinearPath{}, fmd::loss::cfm, net, opt, {.batch_size = 48}, fmd::time_sampler::Uniform{},
+                                    fmd::coupling::ExactOT<S>({.pool_factor = 2}));
+        measure(trainer, [&] { trainer.train_step(mix, rng); });
+    }
+    {
+        const fmd::LabelledMixture<S> labelled(mix, {0, 1, 2});
+        fmd::nn::MLPConfig config = net_config;
+        config.num_classes = 3;
+        fmd::nn::MLP<S> net(config, 1);
+        fmd::nn::AdamW<S> opt(net.parameter_count());
+        fmd::train::Trainer trainer(LinearPath{}, fmd::loss::cfm, net, opt, {.batch_size = 48}, fmd::time_sampler::Uniform{},
+                                    fmd::coupling::ExactOT<S>{});
+        // Every class appears in the first batch, so the per-class buffers are at full size.
+        measure(trainer, [&] { trainer.train_step(labelled, rng); });
+    }
+    {
+        fmd::nn::MLP<S> net(net_config, 1);
+        fmd::nn::AdamW<S> opt(net.parameter_count());
+        fmd::train::Trainer trainer(LinearPath{}, fmd::loss::cfm, net, opt, {.batch_size = 32}, fmd::time_sampler::Uniform{},
+                                    fmd::coupling::Sinkhorn<S>({.epsilon = 0.5, .tolerance = 1e-3}));
+        measure(trainer, [&] { trainer.train_step(mix, rng); });
+    }
+    {
+        fmd::train::PairSet<S> pairs;
+        pairs.noise = fmd_test::normal<S>(2, 200, rng);
+        pairs.data = fmd_test::normal<S>(2, 200, rng);
+        fmd::nn::MLP<S> net(net_config, 1);
+        fmd::nn::AdamW<S> opt(net.parameter_count());
+        fmd::train::Trainer trainer(LinearPath{}, fmd::loss::cfm, net, opt, {.batch_size = 32}, fmd::time_sampler::Discrete{2});
+        measure(trainer, [&] { trainer.train_step(pairs, rng); });
+    }
+}

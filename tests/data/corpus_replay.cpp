@@ -9,6 +9,7 @@
 
 #include <fmd/data/idx.hpp>
 #include <fmd/train/checkpoint.hpp>
+#include <fmd/train/reflow.hpp>
 
 #include "support.hpp"
 
@@ -76,4 +77,31 @@ TEST_CASE("Fuzz corpus: checkpoint seeds parse, checkpoint regression inputs are
     }
     CHECK(regressions >= 5);
     CHECK(valid >= 3);
+}
+
+TEST_CASE("Fuzz corpus: pair-file seeds parse, pair-file regression inputs are rejected", "[train][fuzz]") {
+    int regressions = 0, valid = 0;
+    for (const auto& p : seeds("pairs")) {
+        INFO(p.string());
+        const auto b = fmd_test::read_bytes(p.string());
+        auto parses = [&] {
+            try {
+                (void)fmd::train::parse_pairs<float>(b, "seed");
+                return true;
+            } catch (const fmd::io_error& e) {
+                if (std::string(e.what()).find("scalars, expected") == std::string::npos) throw;
+            }
+            (void)fmd::train::parse_pairs<double>(b, "seed");
+            return true;
+        };
+        if (is_regression(p)) {
+            ++regressions;
+            CHECK_THROWS_MATCHES(parses(), fmd::io_error, fmd_test::names("seed"));
+        } else {
+            ++valid;
+            CHECK(parses());
+        }
+    }
+    CHECK(regressions >= 4);
+    CHECK(valid >= 2);
 }

@@ -3,7 +3,7 @@
 
 Each seed is a valid file of the format or a regression input for a defect the readers once had
 (gzip cut in its trailer, trailing garbage, a decompression bomb, overflowing or empty IDX
-headers, non-finite or out-of-range checkpoints). Run from anywhere: python3 tests/fuzz/make_corpus.py
+headers, non-finite or out-of-range checkpoints), or a malformed pair file. Run from anywhere: python3 tests/fuzz/make_corpus.py
 """
 import os
 import struct
@@ -89,3 +89,25 @@ long_len = bytearray(good)
 long_len[16:24] = struct.pack("<Q", 1 << 60)
 body = bytes(long_len[:-8])
 write("checkpoint", "regression_length_past_end", body + struct.pack("<Q", fnv1a(body)))
+
+
+def pairs(scalar, dim, noise, data, magic=b"FMDPAIR1", version=1):
+    fmt = "<f" if scalar == 4 else "<d"
+
+    def vec(v):
+        return struct.pack("<Q", len(v)) + b"".join(struct.pack(fmt, x) for x in v)
+
+    body = magic + struct.pack("<II", version, scalar) + struct.pack("<QQ", dim, len(noise) // dim) + vec(noise) + vec(data)
+    return body + struct.pack("<Q", fnv1a(body))
+
+
+write("pairs", "float_2x3", pairs(4, 2, [0.1, -0.2, 0.3, 1.0, 2.0, -1.5], [1.0, 1.0, 2.0, 0.5, -3.0, 4.0]))
+write("pairs", "double_1x2", pairs(8, 1, [0.5, -0.5], [2.0, 3.0]))
+write("pairs", "regression_nan_data", pairs(8, 1, [0.5, -0.5], [2.0, float("nan")]))
+write("pairs", "regression_shape_mismatch", pairs(4, 2, [0.1, -0.2, 0.3, 1.0], [1.0, 1.0]))
+huge = bytearray(pairs(4, 2, [0.1, -0.2], [1.0, 1.0]))
+huge[16:24] = struct.pack("<Q", 1 << 62)
+body = bytes(huge[:-8])
+write("pairs", "regression_dims_past_end", body + struct.pack("<Q", fnv1a(body)))
+good = pairs(8, 1, [0.5, -0.5], [2.0, 3.0])
+write("pairs", "regression_truncated", good[:-5])
