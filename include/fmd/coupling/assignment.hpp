@@ -4,9 +4,13 @@
 // optimal transport plan between two uniform point clouds of equal size (theory.md §9.1), or the
 // best n of m noise draws for n data points.
 //
-// Solved by shortest augmenting paths with dual potentials (the Jonker–Volgenant / Hungarian
-// scheme): one Dijkstra-like sweep over the rows per column, O(n²·m) time, exact in floating point
-// up to rounding of the cost sums. Workspaces are sized once; solving allocates nothing afterwards.
+// Square problems (m = n, the plain minibatch OT) use Jonker & Volgenant's LAPJV: column reduction,
+// reduction transfer and two rounds of augmenting row reduction settle most columns cheaply, then
+// shortest augmenting paths (Dijkstra on reduced costs) finish the rest. Rectangular problems
+// (a noise pool, m > n) use shortest augmenting paths with dual potentials per column (the
+// Hungarian scheme). Both are O(n²·m) in the worst case and exact up to rounding of the cost sums;
+// workspaces are sized once, so solving allocates nothing afterwards.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -30,6 +34,10 @@ public:
         if (m < n) detail::fail(where, "cost", "needs at least as many rows (noise) as columns (data), got ", m, " x ", n);
         if (!cost.allFinite()) detail::fail(where, "cost", "contains a non-finite value (NaN or Inf)");
         fit(m, n);
+        if (m == n) {
+            lapjv(cost);
+            return row_of_;
+        }
         const double inf = std::numeric_limits<double>::infinity();
         // 1-based indices as in the classic formulation: row index 0 is the virtual start.
         std::fill(u_.begin(), u_.end(), 0.0);
@@ -90,6 +98,178 @@ public:
     }
 
 private:
+    /// LAPJV on an n x n problem; "rows" here are the data columns i of `cost`, "columns" the
+    /// noise rows j, so c(i, j) = cost(j, i) is read along the contiguous column i.
+    void lapjv(const Eigen::Ref<const Matrix<double>>& cost) {
+        const Eigen::Index n = cost.cols();
+        const double inf = std::numeric_limits<double>::infinity();
+        auto c = [&](Eigen::Index i, Eigen::Index j) { return cost(j, i); };
+        std::vector<int>& rowsol = row_of_;  // data i -> noise j
+        std::vector<int>& colsol = owner_;   // noise j -> data i (or −1)
+        std::vector<double>& v = v_;         // noise prices
+        std::vector<int>& matches = way_;
+        std::fill(matches.begin(), matches.begin() + n, 0);
+        // Column reduction: each noise column to its cheapest data row.
+        for (Eigen::Index j = n - 1; j >= 0; --j) {
+            double min = c(0, j);
+            Eigen::Index imin = 0;
+            for (Eigen::Index i = 1; i < n; ++i)
+                if (c(i, j) < min) {
+                    min = c(i, j);
+                    imin = i;
+                }
+            v[static_cast<std::size_t>(j)] = min;
+            const auto im = static_cast<std::size_t>(imin);
+            if (++matches[im] == 1) {
+                rowsol[im] = static_cast<int>(j);
+                colsol[static_cast<std::size_t>(j)] = static_cast<int>(imin);
+            } else if (v[static_cast<std::size_t>(j)] < v[static_cast<std::size_t>(rowsol[im])]) {
+                const int j1 = rowsol[im];
+                rowsol[im] = static_cast<int>(j);
+                colsol[static_cast<std::size_t>(j)] = static_cast<int>(imin);
+                colsol[static_cast<std::size_t>(j1)] = -1;
+            } else {
+                colsol[static_cast<std::size_t>(j)] = -1;
+            }
+        }
+        // Reduction transfer.
+        std::vector<int>& free_rows = free_;
+        Eigen::Index numfree = 0;
+        for (Eigen::Index i = 0; i < n; ++i) {
+            const auto is = static_cast<std::size_t>(i);
+            if (matches[is] == 0) {
+                free_rows[static_cast<std::size_t>(numfree++)] = static_cast<int>(i);
+            } else if (matches[is] == 1) {
+                const Eigen::Index j1 = rowsol[is];
+                double min = inf;
+                for (Eigen::Index j = 0; j < n; ++j)
+                    if (j != j1) min = std::min(min, c(i, j) - v[static_cast<std::size_t>(j)]);
+                if (min < inf) v[static_cast<std::size_t>(j1)] -= min;
+            }
+        }
+        // Augmenting row reduction, twice. In floating point a price cut smaller than an ulp leaves
+        // two rows trading one column forever; such near-ties count as ties, and each round is
+        // capped (rows still free then go to the exact augmentation below).
+        for (int loop = 0; loop < 2; ++loop) {
+            Eigen::Index k = 0;
+            const Eigen::Index previous = numfree;
+            numfree = 0;
+            long budget = 16 * static_cast<long>(n);
+            while (k < previous) {
+                if (--budget < 0) {
+                    while (k < previous) free_rows[static_cast<std::size_t>(numfree++)] = free_rows[static_cast<std::size_t>(k++)];
+                    break;
+                }
+                const Eigen::Index i = free_rows[static_cast<std::size_t>(k++)];
+                double umin = c(i, 0) - v[0], usubmin = inf;
+                Eigen::Index j1 = 0, j2 = -1;
+                for (Eigen::Index j = 1; j < n; ++j) {
+                    const double h = c(i, j) - v[static_cast<std::size_t>(j)];
+                    if (h < usubmin) {
+                        if (h >= umin) {
+                            usubmin = h;
+                            j2 = j;
+                        } else {
+                            usubmin = umin;
+                            umin = h;
+                            j2 = j1;
+                            j1 = j;
+                        }
+                    }
+                }
+                Eigen::Index i0 = colsol[static_cast<std::size_t>(j1)];
+                if (usubmin - umin <= 1e-12 * (1.0 + std::abs(umin))) umin = usubmin;  // a near-tie is a tie
+                if (umin < usubmin) {
+                    v[static_cast<std::size_t>(j1)] -= usubmin - umin;
+                } else if (i0 >= 0 && j2 >= 0) {  // a tie: take the second column instead
+                    j1 = j2;
+                    i0 = colsol[static_cast<std::size_t>(j2)];
+                }
+                rowsol[static_cast<std::size_t>(i)] = static_cast<int>(j1);
+                colsol[static_cast<std::size_t>(j1)] = static_cast<int>(i);
+                if (i0 >= 0) {
+                    if (umin < usubmin)
+                        free_rows[static_cast<std::size_t>(--k)] = static_cast<int>(i0);
+                    else
+                        free_rows[static_cast<std::size_t>(numfree++)] = static_cast<int>(i0);
+                }
+            }
+        }
+        // Augmentation: a shortest path from every free row to an unassigned column.
+        std::vector<double>& d = minv_;
+        std::vector<int>& pred = pred_;
+        std::vector<int>& collist = collist_;
+        for (Eigen::Index f = 0; f < numfree; ++f) {
+            const Eigen::Index freerow = free_rows[static_cast<std::size_t>(f)];
+            for (Eigen::Index j = 0; j < n; ++j) {
+                d[static_cast<std::size_t>(j)] = c(freerow, j) - v[static_cast<std::size_t>(j)];
+                pred[static_cast<std::size_t>(j)] = static_cast<int>(freerow);
+                collist[static_cast<std::size_t>(j)] = static_cast<int>(j);
+            }
+            Eigen::Index low = 0, up = 0, last = 0, endofpath = -1;
+            double min = 0;
+            bool found = false;
+            do {
+                if (up == low) {  // the columns at the new minimum distance move to [low, up)
+                    last = low - 1;
+                    min = d[static_cast<std::size_t>(collist[static_cast<std::size_t>(up++)])];
+                    for (Eigen::Index k = up; k < n; ++k) {
+                        const int j = collist[static_cast<std::size_t>(k)];
+                        const double h = d[static_cast<std::size_t>(j)];
+                        if (h <= min) {
+                            if (h < min) {
+                                up = low;
+                                min = h;
+                            }
+                            collist[static_cast<std::size_t>(k)] = collist[static_cast<std::size_t>(up)];
+                            collist[static_cast<std::size_t>(up++)] = j;
+                        }
+                    }
+                    for (Eigen::Index k = low; k < up; ++k)
+                        if (colsol[static_cast<std::size_t>(collist[static_cast<std::size_t>(k)])] < 0) {
+                            endofpath = collist[static_cast<std::size_t>(k)];
+                            found = true;
+                            break;
+                        }
+                }
+                if (!found) {  // scan the next column at the minimum
+                    const Eigen::Index j1 = collist[static_cast<std::size_t>(low++)];
+                    const Eigen::Index i = colsol[static_cast<std::size_t>(j1)];
+                    const double h = c(i, j1) - v[static_cast<std::size_t>(j1)] - min;
+                    for (Eigen::Index k = up; k < n; ++k) {
+                        const int j = collist[static_cast<std::size_t>(k)];
+                        const double v2 = c(i, j) - v[static_cast<std::size_t>(j)] - h;
+                        if (v2 < d[static_cast<std::size_t>(j)]) {
+                            pred[static_cast<std::size_t>(j)] = static_cast<int>(i);
+                            if (v2 == min) {
+                                if (colsol[static_cast<std::size_t>(j)] < 0) {
+                                    endofpath = j;
+                                    found = true;
+                                    break;
+                                }
+                                collist[static_cast<std::size_t>(k)] = collist[static_cast<std::size_t>(up)];
+                                collist[static_cast<std::size_t>(up++)] = j;
+                            }
+                            d[static_cast<std::size_t>(j)] = v2;
+                        }
+                    }
+                }
+            } while (!found);
+            for (Eigen::Index k = 0; k <= last; ++k) {  // update the prices of the scanned columns
+                const auto j1 = static_cast<std::size_t>(collist[static_cast<std::size_t>(k)]);
+                v[j1] += d[j1] - min;
+            }
+            Eigen::Index i;
+            do {  // flip the alternating path
+                i = pred[static_cast<std::size_t>(endofpath)];
+                colsol[static_cast<std::size_t>(endofpath)] = static_cast<int>(i);
+                const Eigen::Index j1 = endofpath;
+                endofpath = rowsol[static_cast<std::size_t>(i)];
+                rowsol[static_cast<std::size_t>(i)] = static_cast<int>(j1);
+            } while (i != freerow);
+        }
+    }
+
     void fit(Eigen::Index m, Eigen::Index n) {
         const auto mm = static_cast<std::size_t>(m + 1), nn = static_cast<std::size_t>(n + 1);
         if (u_.size() != nn) u_.assign(nn, 0.0);
@@ -101,9 +281,15 @@ private:
             used_.assign(mm, 0);
         }
         if (row_of_.size() != static_cast<std::size_t>(n)) row_of_.assign(static_cast<std::size_t>(n), -1);
+        if (free_.size() < mm) {
+            free_.assign(mm, 0);
+            pred_.assign(mm, 0);
+            collist_.assign(mm, 0);
+        }
     }
     std::vector<double> u_, v_, minv_;  // potentials of columns (data) and rows (noise); slack
     std::vector<int> owner_, way_, row_of_;  // column owning each row; path; answer
+    std::vector<int> free_, pred_, collist_;  // LAPJV: free rows, shortest-path tree, column order
     std::vector<char> used_;
 };
 
