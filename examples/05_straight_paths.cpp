@@ -5,7 +5,7 @@
 //   OT-CFM     each batch's noise paired with its data by the exact optimal assignment;
 //   2-RF       2-rectified flow: I-CFM's own ODE pairs (ε, Φ(ε)) as a fixed coupling, trained from
 //              I-CFM's weights (reflow);
-//   2-RF → 1   2-RF distilled into one step: its ODE pairs, trained only at t = 0 so that
+//   distilled  2-RF distilled into one step: its ODE pairs, trained only at t = 0 so that
 //              ε + u(ε, 0) ≈ Φ(ε).
 // Prints, per flow, the filled-square fraction and sliced W2 to fresh data at NFE 1, 2, 4, 8, 100
 // (Euler), and the straightness S = ∫ E‖(X1 − X0) − u_t(X_t)‖² dt with its standard error; writes
@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     // Distillation: 2-RF's ODE pairs, at t = 0 only (one Euler step).
     const auto rf2_pairs = pairs_of("2-RF", rf2, n_pairs, rng);
     Net one_step = rf2;
-    train("2-RF -> 1 step", one_step, rf2_pairs, distill_steps, batch, lr / 2, fmd::time_sampler::Discrete{1}, fmd::coupling::Independent{}, rng);
+    train("2-RF distilled to 1 step", one_step, rf2_pairs, distill_steps, batch, lr / 2, fmd::time_sampler::Discrete{1}, fmd::coupling::Independent{}, rng);
 
     // The cost of the exact assignment at this batch size, against a training step.
     {
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
         const char* name;
         Net* net;
     };
-    const std::vector<Flow> flows = {{"I-CFM", &icfm}, {"OT-CFM", &otcfm}, {"2-RF", &rf2}, {"2-RF -> 1 step", &one_step}};
+    const std::vector<Flow> flows = {{"I-CFM", &icfm}, {"OT-CFM", &otcfm}, {"2-RF", &rf2}, {"distilled", &one_step}};
     const std::vector<long> nfes = {1, 2, 4, 8, 100};
     fmd::Matrix<S> noise(2, n), fresh(2, n);
     fmd::fill_normal(noise, rng);
