@@ -105,6 +105,7 @@ struct Curve {
     std::string name;
     std::vector<Point> ladder;  // at the ladder budgets
     long headline = -1;         // fewest NFE reaching the target; -1: not within 1000
+    bool adaptive = false;      // a tolerance sweep (its points are not on the ladder budgets)
 };
 struct Result {
     std::string label;  // column head of the headline table
@@ -129,14 +130,14 @@ Result shootout(const std::string& label, const std::string& title, F& u, const 
     };
     r.target = solve(entries[0], 1000).error;  // Euler, 1000 steps
     for (auto& e : entries) {
-        Curve c{e.name, {}, -1};
+        Curve c{e.name, {}, -1, false};
         for (long b : ladder_budgets) {
             const long steps = e.steps_for(b);
             if (steps >= e.min_steps) c.ladder.push_back(solve(e, steps));
         }
         // Headline: bisect on the step count between the last ladder budget above the target
         // and the first at or below it (the error is taken to fall with NFE in between).
-        if (e.name == "Euler") c.headline = 1000;  // the target itself
+        if (&e == &entries.front()) c.headline = 1000;  // Euler, the target itself
         else
             for (std::size_t i = 0; i < c.ladder.size(); ++i) {
                 if (c.ladder[i].error > r.target) continue;
@@ -153,7 +154,7 @@ Result shootout(const std::string& label, const std::string& title, F& u, const 
     }
     // Dopri5 over a tolerance sweep (rtol = atol), down to what the scalar allows and 1000× above
     // the reference's tolerance (below that the "error" is the reference's own).
-    Curve c{"Dopri5 (rtol sweep)", {}, -1};
+    Curve c{"Dopri5 (rtol sweep)", {}, -1, true};
     const double floor = std::max(20.0 * static_cast<double>(std::numeric_limits<S>::epsilon()), 1e3 * reference_tol);
     for (double tol = 1e-1; tol >= floor; tol /= std::sqrt(10.0)) {
         fmd::solver::Dopri5<S> dp({.rtol = tol, .atol = tol});
@@ -175,7 +176,7 @@ void print(const Result& r) {
     std::printf("   fewest NFE to reach target\n");
     for (const auto& c : r.curves) {
         std::printf("%-22s", c.name.c_str());
-        if (c.name.rfind("Dopri5", 0) == 0) {
+        if (c.adaptive) {
             std::printf(" ");
             for (const auto& p : c.ladder) std::printf(" %ld:%.1e", p.nfe, p.error);
         } else {

@@ -14,6 +14,10 @@
 #include <fmd/field/empirical.hpp>
 #include <fmd/field/gaussian_mixture.hpp>
 #include <fmd/field/guidance.hpp>
+#include <fmd/flowmap/flow_map.hpp>
+#include <fmd/flowmap/consistency.hpp>
+#include <fmd/flowmap/meanflow.hpp>
+#include <fmd/flowmap/shortcut.hpp>
 #include <fmd/loss/losses.hpp>
 #include <fmd/loss/time_sampler.hpp>
 #include <fmd/loss/weighting.hpp>

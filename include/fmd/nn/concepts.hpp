@@ -58,6 +58,18 @@ concept ConditionalNetwork = Network<N, S> && ConditionalField<N, S> &&
         { cnet.null_label() } -> std::convertible_to<int>;
     };
 
+/// A two-time Network, a flow map ū(x, t, r) (theory.md §9.4–§9.5; nn::MLP with two_times):
+///   void forward(In<S> x, const RowIn<S>& t, const RowIn<S>& r, Out<S> out);  training pass at per-sample (t, r)
+///   void operator()(In<S> x, double t, double r, Out<S> out);                 sampling call (an fmd::FlowMap)
+/// MeanFlow also needs the forward-mode derivative of the last training forward along (v, ṫ, ṙ):
+///   void tangent(In<S> v, double t_dot, double r_dot, Out<S> out);
+/// Labelled training adds forward(x, t, r, labels, out) (and ConditionalNetwork's members).
+template <class N, class S>
+concept TwoTimeNetwork = Network<N, S> && requires(N& net, In<S> x, const RowIn<S>& t, const RowIn<S>& r, double s, Out<S> out) {
+    net.forward(x, t, r, out);
+    net(x, s, s, out);
+};
+
 /// An optimizer updating a contiguous parameter buffer from its gradient buffer:
 ///   void step(Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads);
 ///   void set_lr(double);  double lr() const;
@@ -103,6 +115,20 @@ constexpr bool check_network() {
                       "fmd::nn::Network: missing `void forward(In<S> x, const RowIn<S>& t, Out<S> out)` (training pass)");
         static_assert(requires(N& n, In<S> g) { n.backward(g); }, "fmd::nn::Network: missing `void backward(In<S> grad_out)`");
         static_assert(VectorField<N, S>, "fmd::nn::Network: missing the sampling call `void operator()(In<S> x, double t, Out<S> out)`");
+    }
+    return true;
+}
+
+template <class N>
+constexpr bool check_two_time_network() {
+    static_assert(check_network<N>());
+    if constexpr (requires { typename N::Scalar; }) {
+        using S = typename N::Scalar;
+        static_assert(requires(N& n, In<S> x, const RowIn<S>& t, const RowIn<S>& r, Out<S> out) { n.forward(x, t, r, out); },
+                      "fmd::nn::TwoTimeNetwork: missing `void forward(In<S> x, const RowIn<S>& t, const RowIn<S>& r, Out<S> out)` "
+                      "(an nn::MLP needs MLPConfig::two_times = true)");
+        static_assert(requires(N& n, In<S> x, double t, Out<S> out) { n(x, t, t, out); },
+                      "fmd::nn::TwoTimeNetwork: missing the flow-map call `void operator()(In<S> x, double t, double r, Out<S> out)`");
     }
     return true;
 }

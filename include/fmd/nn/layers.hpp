@@ -181,6 +181,19 @@ public:
         for (Index j = 0; j < t.cols(); ++j) embed_column<S>(static_cast<double>(t(j)), E.col(j).data());
     }
 
+    /// dE ← d emb(t)/dt for every column, read off the embedding E = emb(t) itself:
+    /// d sin(ω_k t)/dt = ω_k cos(ω_k t), d cos(ω_k t)/dt = −ω_k sin(ω_k t) (E, dE: channels x n).
+    template <class S>
+    void derivative(In<S> E, Out<S> dE) const {
+        const Index h = half();
+        const auto w = omega_.cast<S>().array();  // lazy: no temporary
+        for (Index j = 0; j < E.cols(); ++j) {
+            dE.col(j).head(h).array() = w * E.col(j).segment(h, h).array();
+            dE.col(j).segment(h, h).array() = -w * E.col(j).head(h).array();
+            if (channels_ % 2 == 1) dE(channels_ - 1, j) = S(0);
+        }
+    }
+
 private:
     // One column at `out` (contiguous, `channels` entries). double: std::sin / std::cos of the
     // double angle. float: angles formed in double and reduced to [−π, π] there, then Eigen's

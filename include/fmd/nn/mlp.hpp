@@ -2,7 +2,8 @@
 // nn::MLP: the built-in time-conditioned network (docs/architecture.md), a C++ twin of
 // the seed notebook's PyTorch model:
 //
-//   h   = Linear_in(x) + Linear_time(emb(t)) [+ E_y]  emb: sinusoidal or random Fourier features
+//   h   = Linear_in(x) + Linear_time(emb(t)) [+ Linear_interval(emb(r − t))] [+ E_y]
+//                                                    emb: sinusoidal or random Fourier features
 //   h   = act(Linear_k(h))          k = 1 … depth    act: ReLU or SiLU
 //   out = Linear_out(h)
 //
@@ -14,7 +15,14 @@
 //   layer 1            Linear_time  width x channels
 //   layer 1 + k        Linear_k     width x width      (k = 1 … depth)
 //   layer depth + 2    Linear_out   out_dim x width
+//   layer depth + 3    Linear_interval  width x channels   only when two_times
 //   class table E      width x (num_classes + 1)   only when num_classes > 0 (no bias)
+//
+// Two-time networks (two_times = true, theory.md §9.4–§9.5): a flow map ū(x, t, r) of a current
+// time t and a target time r, embedded as t and r − t like MeanFlow (the interval for shortcut
+// models). The one-time calls evaluate r = t, the instantaneous velocity u_t(x) = ū(x, t, t).
+// tangent() differentiates the last training forward along (v, ṫ, ṙ) in (x, t, r): one exact
+// forward-mode pass that reuses the cached activations (d/dt ū along (u, 1, 0) for MeanFlow).
 //
 // Class conditioning (theory.md §6.9, §7.8): with num_classes = C > 0, column y of E is a learned
 // embedding of class y added to h like the time branch; column C is the reserved null label ∅
@@ -65,6 +73,7 @@ struct MLPConfig {
     Activation activation = Activation::relu;
     TimeConfig time = {};   ///< time embedding (channels 0 → width)
     Index num_classes = 0;  ///< class labels 0 … C − 1 plus ∅ = C; 0 = unconditional
+    bool two_times = false; ///< a second time input r (flow map ū(x, t, r)); see the header comment
     friend bool operator==(const MLPConfig&, const MLPConfig&) = default;
 };
 
@@ -108,7 +117,7 @@ public:
     /// Number of parameters of a configuration without building it (seed notebook: 1,578,498).
     static Index parameter_count(const MLPConfig& config) {
         const MLPConfig c = resolve(config);
-        return Linear<S>::size(c.width, c.dim) + Linear<S>::size(c.width, c.time.channels) +
+        return Linear<S>::size(c.width, c.dim) + Linear<S>::size(c.width, c.time.channels) * (c.two_times ? 2 : 1) +
                c.depth * Linear<S>::size(c.width, c.width) + Linear<S>::size(c.out_dim, c.width) + table_size(c);
     }
     Index parameter_count() const { return params_.size(); }
@@ -118,6 +127,8 @@ public:
     Index width() const { return config_.width; }
     Index depth() const { return config_.depth; }
     Index num_classes() const { return config_.num_classes; }
+    /// Whether the network takes a second time r (a flow map ū(x, t, r)).
+    bool two_times() const { return config_.two_times; }
     /// The reserved null label ∅ = num_classes (the unconditional model; meaningful when num_classes > 0).
     int null_label() const { return static_cast<int>(config_.num_classes); }
 
@@ -134,7 +145,9 @@ public:
             os << "sinusoidal(channels=" << c.time.channels << ", scale=" << c.time.scale << ", max_period=" << c.time.max_period << ")";
         else
             os << "fourier(channels=" << c.time.channels << ", sigma=" << c.time.sigma << ", seed=" << c.time.seed << ")";
-        os << ", num_classes=" << c.num_classes << ")";
+        os << ", num_classes=" << c.num_classes;
+        if (c.two_times) os << ", two_times=1";  // absent otherwise: older checkpoints stay valid
+        os << ")";
         return os.str();
     }
 
@@ -145,12 +158,17 @@ public:
     Eigen::Map<Vector<S>> gradients() { return {grads_.data(), grads_.size()}; }
     Eigen::Map<const Vector<S>> gradients() const { return {grads_.data(), grads_.size()}; }
 
-    /// Number of Linear layers: depth + 3. Index constants for layer() / gradient():
+    /// Number of Linear layers: depth + 3 (+ 1 with two_times). Index constants for layer() / gradient():
     Index layer_count() const { return static_cast<Index>(shapes_.size()); }
     static constexpr Index input_layer = 0;
     static constexpr Index time_layer = 1;
     static constexpr Index hidden_layer(Index k) { return 1 + k; }  ///< k = 1 … depth
     Index output_layer() const { return config_.depth + 2; }
+    /// Linear_interval, the embedding of r − t (two-time networks only).
+    Index interval_layer() const {
+        if (!config_.two_times) detail::fail("nn::MLP::interval_layer", "two_times", "is false: this network has no second time input");
+        return config_.depth + 3;
+    }
     /// Offset of layer i's weight in the flat buffers.
     Index layer_offset(Index i) const { return shape(i).offset; }
     /// Offset of the class table E (width x (num_classes + 1), column-major) in the flat buffers:
@@ -176,20 +194,36 @@ public:
 
     /// Training forward pass with per-sample times t (1 x n); caches what backward() needs.
     /// x: dim x n, out: out_dim x n (out may be x itself when the dimensions agree).
-    /// A conditional network (num_classes > 0) evaluates u(x|∅) for every column.
-    void forward(In<S> x, const RowIn<S>& t, Out<S> out) { forward_impl(x, t, Labels{}, out); }
+    /// A conditional network (num_classes > 0) evaluates u(x|∅) for every column; a two-time
+    /// network evaluates r = t.
+    void forward(In<S> x, const RowIn<S>& t, Out<S> out) { forward_impl(x, t, nullptr, Labels{}, out); }
     /// Same with class labels y_j ∈ [0, num_classes] (num_classes = ∅), one per column.
     void forward(In<S> x, const RowIn<S>& t, Labels labels, Out<S> out) {
         require_conditional("nn::MLP::forward");
-        forward_impl(x, t, labels, out);
+        forward_impl(x, t, nullptr, labels, out);
+    }
+    /// Two-time training forward ū(x_j, t_j, r_j) (two_times networks; t, r: 1 x n).
+    void forward(In<S> x, const RowIn<S>& t, const RowIn<S>& r, Out<S> out) {
+        require_two_times("nn::MLP::forward");
+        forward_impl(x, t, &r, Labels{}, out);
+    }
+    /// Same with class labels.
+    void forward(In<S> x, const RowIn<S>& t, const RowIn<S>& r, Labels labels, Out<S> out) {
+        require_two_times("nn::MLP::forward");
+        require_conditional("nn::MLP::forward");
+        forward_impl(x, t, &r, labels, out);
     }
 
 private:
-    void forward_impl(In<S> x, const RowIn<S>& t, Labels labels, Out<S> out) {
+    void forward_impl(In<S> x, const RowIn<S>& t, const RowIn<S>* r, Labels labels, Out<S> out) {
         constexpr std::string_view where = "nn::MLP::forward";
         check_batch(where, x, out);
         if (t.cols() != x.cols()) detail::fail(where, "t", "must be 1 x ", x.cols(), " (one time per column of x), got 1 x ", t.cols());
         if (!t.allFinite()) detail::fail(where, "t", "contains a non-finite value (NaN or Inf)");
+        if (r != nullptr) {
+            if (r->cols() != x.cols()) detail::fail(where, "r", "must be 1 x ", x.cols(), " (one target time per column of x), got 1 x ", r->cols());
+            if (!r->allFinite()) detail::fail(where, "r", "contains a non-finite value (NaN or Inf)");
+        }
         check_labels(where, labels, x.cols());
         const Index n = x.cols();
         ensure_training(n);
@@ -201,6 +235,14 @@ private:
         h.noalias() = tl.weight * emb_.leftCols(n);
         h.noalias() += in.weight * x_.leftCols(n);
         bias0_ = in.bias + tl.bias;
+        if (config_.two_times) {  // + Linear_interval(emb(r − t)); r − t = 0 without r
+            if (r != nullptr) d_.leftCols(n) = *r - t;
+            else d_.leftCols(n).setZero();
+            embedding_.embed<S>(RowIn<S>(d_.leftCols(n)), emb2_.leftCols(n));
+            Linear<S> il = layer(interval_layer());
+            h.noalias() += il.weight * emb2_.leftCols(n);
+            bias0_ += il.bias;
+        }
         h.colwise() += bias0_;
         if (config_.num_classes > 0) {
             const auto table = class_table();
@@ -240,12 +282,65 @@ public:
     /// Sampling call (fmd::VectorField): all columns share time t. The time branch
     /// Linear_time(emb(t)) + biases is one width-vector added to every column.
     /// A conditional network evaluates u(x|∅).
-    void operator()(In<S> x, double t, Out<S> out) { eval_impl(x, t, Labels{}, out); }
+    void operator()(In<S> x, double t, Out<S> out) { eval_impl(x, t, t, Labels{}, out); }
     /// Conditional sampling call (fmd::ConditionalField): u_t(x|y_j) for column j, y_j ∈ [0, num_classes].
     /// fmd::Guided batches [y, ∅] through this in one call.
     void operator()(In<S> x, double t, Labels labels, Out<S> out) {
         require_conditional("nn::MLP::operator()");
-        eval_impl(x, t, labels, out);
+        eval_impl(x, t, t, labels, out);
+    }
+    /// Flow-map call (fmd::FlowMap, two-time networks): ū(x, t, r) for the whole batch.
+    void operator()(In<S> x, double t, double r, Out<S> out) {
+        require_two_times("nn::MLP::operator()");
+        eval_impl(x, t, r, Labels{}, out);
+    }
+    /// Conditional flow-map call: ū(x_j, t, r | y_j).
+    void operator()(In<S> x, double t, double r, Labels labels, Out<S> out) {
+        require_two_times("nn::MLP::operator()");
+        require_conditional("nn::MLP::operator()");
+        eval_impl(x, t, r, labels, out);
+    }
+
+    /// Forward-mode derivative of the last training forward() along (v, ṫ, ṙ) in (x, t, r):
+    /// out_j = ∂ₓū v_j + ∂ₜū ṫ + ∂ᵣū ṙ at (x_j, t_j, r_j) (labels are constants). Reuses the cached
+    /// activations, so it costs one pass of matrix products; the cache stays valid for backward().
+    /// The time tangents ride through the embeddings' exact derivatives, d/dt sin(ωt) = ω cos(ωt).
+    /// A one-time network has no r: ṙ must be 0. v: dim x n like the forward's x; out: out_dim x n.
+    void tangent(In<S> v, double t_dot, double r_dot, Out<S> out) {
+        constexpr std::string_view where = "nn::MLP::tangent";
+        if (!has_forward_) detail::fail(where, "v", "needs a preceding forward() (training pass)");
+        const Index n = n_train_;
+        if (v.rows() != config_.dim || v.cols() != n)
+            detail::fail(where, "v", "must be ", config_.dim, " x ", n, " like the last forward's x, got ", v.rows(), " x ", v.cols());
+        if (out.rows() != config_.out_dim || out.cols() != n)
+            detail::fail(where, "out", "must be ", config_.out_dim, " x ", n, ", got ", out.rows(), " x ", out.cols());
+        if (!std::isfinite(t_dot)) detail::fail(where, "t_dot", "must be finite, got ", t_dot);
+        if (!std::isfinite(r_dot)) detail::fail(where, "r_dot", "must be finite, got ", r_dot);
+        if (!config_.two_times && r_dot != 0.0) detail::fail(where, "r_dot", "must be 0 for a one-time network, got ", r_dot);
+        ensure_tangent(n);
+        ensure_tangent_training(n);
+
+        Matrix<S>* ta = &j0_;
+        Matrix<S>* tb = &j1_;
+        ta->leftCols(n).noalias() = layer(input_layer).weight * v;
+        if (t_dot != 0.0) {
+            embedding_.derivative<S>(emb_.leftCols(n), demb_.leftCols(n));
+            ta->leftCols(n).noalias() += S(t_dot) * (layer(time_layer).weight * demb_.leftCols(n));
+        }
+        if (config_.two_times && r_dot - t_dot != 0.0) {  // d/dε emb(r − t) = emb'(r − t)(ṙ − ṫ)
+            embedding_.derivative<S>(emb2_.leftCols(n), demb_.leftCols(n));
+            ta->leftCols(n).noalias() += S(r_dot - t_dot) * (layer(interval_layer()).weight * demb_.leftCols(n));
+        }
+        for (Index k = 1; k <= config_.depth; ++k) {
+            const auto ks = static_cast<std::size_t>(k);
+            tb->leftCols(n).noalias() = layer(hidden_layer(k)).weight * ta->leftCols(n);
+            if (config_.activation == Activation::relu)
+                relu_backward<S>(act_[ks].leftCols(n), tb->leftCols(n));  // ⊙ 1[z > 0]
+            else
+                silu_backward<S>(act_[ks].leftCols(n), sig_[ks - 1].leftCols(n), tb->leftCols(n));  // ⊙ silu'(z)
+            std::swap(ta, tb);
+        }
+        out.noalias() = layer(output_layer()).weight * ta->leftCols(n);
     }
 
     /// Forward-mode Jacobian–vector product at one time: out = (∂u_t/∂x)(x) v, column by column
@@ -263,10 +358,8 @@ public:
         ensure_eval(n);
         ensure_tangent(n);
 
-        embedding_.embed<S>(t, emb1_);
-        Linear<S> in = layer(input_layer), tl = layer(time_layer);
-        tvec_.noalias() = tl.weight * emb1_;
-        tvec_ += tl.bias + in.bias;
+        time_vector(t, t);
+        Linear<S> in = layer(input_layer);
         if (config_.num_classes > 0) tvec_ += class_table().col(null_label());
         Matrix<S>* a = &e0_;
         Matrix<S>* b = &e1_;
@@ -304,18 +397,37 @@ private:
         cap_tangent_ = n;
     }
 
-    void eval_impl(In<S> x, double t, Labels labels, Out<S> out) {
+    void ensure_tangent_training(Index n) {
+        if (n <= cap_tangent_training_) return;
+        demb_.resize(config_.time.channels, n);
+        cap_tangent_training_ = n;
+    }
+
+    // tvec_ ← Linear_time(emb(t)) + b_in [+ Linear_interval(emb(r − t))]: the part of h shared by the batch.
+    void time_vector(double t, double r) {
+        Linear<S> in = layer(input_layer), tl = layer(time_layer);
+        embedding_.embed<S>(t, emb1_);
+        tvec_.noalias() = tl.weight * emb1_;
+        tvec_ += tl.bias + in.bias;
+        if (config_.two_times) {
+            Linear<S> il = layer(interval_layer());
+            embedding_.embed<S>(r - t, emb1_);
+            tvec_.noalias() += il.weight * emb1_;
+            tvec_ += il.bias;
+        }
+    }
+
+    void eval_impl(In<S> x, double t, double r, Labels labels, Out<S> out) {
         constexpr std::string_view where = "nn::MLP::operator()";
         check_batch(where, x, out);
         if (!std::isfinite(t)) detail::fail(where, "t", "must be finite, got ", t);
+        if (!std::isfinite(r)) detail::fail(where, "r", "must be finite, got ", r);
         check_labels(where, labels, x.cols());
         const Index n = x.cols();
         ensure_eval(n);
 
-        embedding_.embed<S>(t, emb1_);
-        Linear<S> in = layer(input_layer), tl = layer(time_layer);
-        tvec_.noalias() = tl.weight * emb1_;
-        tvec_ += tl.bias + in.bias;
+        time_vector(t, r);
+        Linear<S> in = layer(input_layer);
         Matrix<S>* a = &e0_;
         Matrix<S>* b = &e1_;
         a->leftCols(n).noalias() = in.weight * x;
@@ -339,11 +451,12 @@ private:
 public:
     /// Frees the workspaces (they grow to the largest batch seen and are reused for smaller ones).
     void release_workspaces() {
-        for (Matrix<S>* m : {&x_, &emb_, &g0_, &g1_, &e0_, &e1_, &j0_, &j1_}) m->resize(0, 0);
+        for (Matrix<S>* m : {&x_, &emb_, &emb2_, &demb_, &g0_, &g1_, &e0_, &e1_, &j0_, &j1_}) m->resize(0, 0);
+        d_.resize(0);
         for (auto& m : act_) m.resize(0, 0);
         for (auto& m : sig_) m.resize(0, 0);
         labels_ = {};
-        cap_train_ = cap_eval_ = cap_tangent_ = 0;
+        cap_train_ = cap_eval_ = cap_tangent_ = cap_tangent_training_ = 0;
         n_train_ = -1;
         has_forward_ = false;
     }
@@ -368,7 +481,7 @@ private:
             detail::fail(where, "num_classes", "must lie in [0, 2^30) (0 = unconditional), got ", c.num_classes);
         {  // the parameter count in floating point first: its Index arithmetic must not overflow
             const long double w = static_cast<long double>(c.width), ch = static_cast<long double>(c.time.channels);
-            const long double count = w * (static_cast<long double>(c.dim) + 1) + w * (ch + 1) +
+            const long double count = w * (static_cast<long double>(c.dim) + 1) + w * (ch + 1) * (c.two_times ? 2 : 1) +
                                       static_cast<long double>(c.depth) * w * (w + 1) +
                                       static_cast<long double>(c.out_dim) * (w + 1) + w * static_cast<long double>(table_cols(c));
             if (!(count < static_cast<long double>(Index(1) << 52)))
@@ -393,6 +506,9 @@ private:
     static Index table_size(const MLPConfig& c) { return c.width * table_cols(c); }
     Index table_offset() const { return params_.size() - table_size(config_); }
 
+    void require_two_times(std::string_view where) const {
+        if (!config_.two_times) detail::fail(where, "r", "needs a two-time network (MLPConfig::two_times = true); this one takes t only");
+    }
     void require_conditional(std::string_view where) const {
         if (config_.num_classes == 0) detail::fail(where, "labels", "need a conditional network (MLPConfig::num_classes > 0); this one is unconditional");
     }
@@ -415,11 +531,12 @@ private:
             shapes_.push_back({offset, rows, cols});
             offset += Linear<S>::size(rows, cols);
         };
-        shapes_.reserve(static_cast<std::size_t>(c.depth + 3));
+        shapes_.reserve(static_cast<std::size_t>(c.depth + 4));
         add(c.width, c.dim);
         add(c.width, c.time.channels);
         for (Index k = 0; k < c.depth; ++k) add(c.width, c.width);
         add(c.out_dim, c.width);
+        if (c.two_times) add(c.width, c.time.channels);
         offset += table_size(c);
         params_.resize(offset);
         grads_.resize(offset);
@@ -452,6 +569,10 @@ private:
         const MLPConfig& c = config_;
         x_.resize(c.dim, n);
         emb_.resize(c.time.channels, n);
+        if (c.two_times) {
+            d_.resize(n);
+            emb2_.resize(c.time.channels, n);
+        }
         for (auto& a : act_) a.resize(c.width, n);
         for (auto& s : sig_) s.resize(c.width, n);
         if (c.num_classes > 0) labels_.resize(static_cast<std::size_t>(n));
@@ -498,6 +619,10 @@ private:
         Linear<S> gt = gradient(time_layer), gi = gradient(input_layer);
         Linear<S>::backward(emb_.leftCols(n), g->leftCols(n), gt);
         Linear<S>::backward(x_.leftCols(n), g->leftCols(n), gi);
+        if (config_.two_times) {
+            Linear<S> gr = gradient(interval_layer());
+            Linear<S>::backward(emb2_.leftCols(n), g->leftCols(n), gr);
+        }
         if (config_.num_classes > 0) {  // ∂L/∂E_y = Σ_{j: y_j = y} ∂L/∂h_j
             auto ge = class_table_gradient();
             ge.setZero();
@@ -515,6 +640,8 @@ private:
     Index n_train_ = -1, cap_train_ = 0;
     bool has_forward_ = false;
     Matrix<S> x_, emb_;             // input copy, time embedding (channels x n)
+    Row<S> d_;                      // intervals r − t of the last forward
+    Matrix<S> emb2_, demb_;         // embedding of r − t; an embedding's derivative (tangent())
     std::vector<Matrix<S>> act_;    // act_[0] = h, act_[k] = output of block k
     std::vector<Matrix<S>> sig_;    // SiLU: σ(z_k) of block k + 1
     Matrix<S> g0_, g1_;             // backward ping-pong
@@ -522,7 +649,7 @@ private:
     std::vector<int> labels_;       // labels of the last forward (∅ for unlabelled calls)
 
     // Sampling workspace, separate so sampling between forward and backward is safe.
-    Index cap_eval_ = 0, cap_tangent_ = 0;
+    Index cap_eval_ = 0, cap_tangent_ = 0, cap_tangent_training_ = 0;
     Matrix<S> e0_, e1_;
     Matrix<S> j0_, j1_;  // jvp tangents
     Vector<S> emb1_, tvec_;

@@ -10,6 +10,9 @@
 // without a buffer); any other ProbabilityPath trains with velocity losses, against the path's
 // own conditional velocity.
 //
+// L is a Loss, or an Objective that runs the network itself (train/objective.hpp: MeanFlow,
+// shortcut and consistency models); the trainer then draws no times and builds no x_t.
+//
 // Labelled data (theory.md §6.9, guided training for CFG): a source with
 // sample(out, std::span<int> labels, rng) and a ConditionalNetwork train u_θ(x, t, y); each label is
 // replaced by the network's null label ∅ with probability label_dropout (default 0.1), so one
@@ -37,6 +40,7 @@
 #include <fmd/nn/optim.hpp>
 #include <fmd/path/concepts.hpp>
 #include <fmd/train/checkpoint.hpp>
+#include <fmd/train/objective.hpp>
 
 namespace fmd::train {
 
@@ -123,11 +127,18 @@ public:
 private:
     static_assert(nn::check_optimizer<Opt, S>());
     static_assert(check_path<Path, S>());
-    static_assert(loss::Loss<L>, "fmd::train::Trainer: L must model fmd::loss::Loss (static `prediction` and `coefficients(const PathCoefficients&)`)");
+    static constexpr bool objective = Objective<L, Net, Path, S>;
+    static_assert(loss::Loss<L> || objective,
+                  "fmd::train::Trainer: L must model fmd::loss::Loss (static `prediction` and `coefficients(const PathCoefficients&)`) "
+                  "or fmd::train::Objective (`value_and_gradients(net, path, z, eps, labels, rng)`)");
     static_assert(time_sampler::TimeSampler<TimeSampler, S>, "fmd::train::Trainer: missing `void operator()(Row<S>& t, Rng& rng) const` on the time sampler");
     static_assert(coupling::Coupling<Coupling, S>,
                   "fmd::train::Trainer: the coupling needs `Index pool_size(Index) const` and `void couple(pool, z, labels, eps, rng)` (coupling/couplings.hpp)");
-    static_assert(GaussianProbabilityPath<Path, S> || L::prediction == Prediction::velocity,
+    static constexpr bool velocity_loss() {
+        if constexpr (objective) return true;
+        else return L::prediction == Prediction::velocity;
+    }
+    static_assert(GaussianProbabilityPath<Path, S> || velocity_loss(),
                   "fmd::train::Trainer: a path without coefficients(t) (not Gaussian) trains velocity losses only (its target is the path's conditional velocity)");
 
 public:
@@ -249,6 +260,14 @@ private:
 
     template <class G>
     S update(In<S> z, bool labelled, G& rng) {
+        if constexpr (objective)
+            return apply(static_cast<S>(loss_.value_and_gradients(*net_, path_, z, In<S>(eps_), labelled ? Labels(labels_) : Labels{}, rng)));
+        else
+            return apply(loss_and_gradients(z, labelled, rng));
+    }
+
+    template <class G>
+    S loss_and_gradients(In<S> z, bool labelled, G& rng) {
         times_(t_, rng);
         constexpr bool gaussian = GaussianProbabilityPath<Path, S>;
         if constexpr (gaussian) {  // x_t = α z + β ε from the coefficients alone; the loss forms its own target
@@ -271,11 +290,16 @@ private:
             value = loss::value_and_gradient(loss_, path_, pred_, z, eps_, t_, grad_);
         else
             value = loss::value_and_gradient_to(loss_, path_, pred_, target_, t_, grad_);
+        net_->backward(In<S>(grad_));
+        return value;
+    }
+
+    // The update from the gradients in the network: finite checks, gradient policy, optimizer, average.
+    S apply(S value) {
         constexpr const char* where = "train::Trainer::train_step";
         if (options_.check_finite && !std::isfinite(static_cast<double>(value)))
             detail::fail_numerical(where, "loss", "is not finite (", value, ") at step ", step_ + 1,
                                    "; the weights were not updated (diverging? lower the learning rate or clip gradients; or the batch holds NaN/Inf)");
-        net_->backward(In<S>(grad_));
         grad_norm_ = gradients_ ? gradients_(net_->gradients()) : std::numeric_limits<double>::quiet_NaN();
         if (options_.check_finite) {
             // One pass: the norm is finite iff every entry is (a policy that computes no norm returns NaN).
