@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     };
     fmd::solver::Euler<S> euler;
     fmd::flowmap::ConsistencyFlowMap<S, Net, Path> ct_map(ct, Path{}), cd_map(cd, Path{});
-    const char* names[] = {"CFM (Euler)", "MeanFlow", "shortcut", "CT", "CD"};
+    const char* names[] = {"CFM", "MeanFlow", "shortcut", "CT", "CD"};
     auto generate = [&](int family, long k, fmd::Matrix<S>& x) {
         x = noise;
         const auto grid = fmd::grid::uniform(k);
