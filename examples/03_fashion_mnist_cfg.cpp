@@ -21,7 +21,7 @@
 //             converted to a velocity (mixing commutes with conversion, §5.6) and integrated by
 //             the midpoint rule (never evaluates t = 1, where the conversion is singular, §5.3);
 //             velocity models by Heun.
-//   scoring   a small MLP classifier (written below with the library's Linear layers and AdamW,
+//   scoring   a small MLP classifier (examples/common/fashion_mnist.hpp, written with the library's Linear layers and AdamW,
 //             softmax cross-entropy) trained on the real training images; its accuracy on the
 //             real test set is the ceiling, and per w it reports how often it recognizes the
 //             intended class in the generated images.
@@ -40,20 +40,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
-#include <Eigen/Core>
-
-#include <fmd/data/idx.hpp>
 #include <fmd/fmd.hpp>
 
 #include "common/cli.hpp"
+#include "common/fashion_mnist.hpp"
 #include "common/plot.hpp"
 
 using S = float;
@@ -62,154 +56,10 @@ using fmd::Vector;
 
 namespace {
 
-constexpr int classes = 10;
-const char* const class_names[classes] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"};
+using fashion::classes;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Data: where the Debian package puts the files; installs the package when they are missing.
-
-std::string find_file(const std::string& dir, const std::string& stem) {
-    for (const std::string& name : {stem + ".gz", stem})
-        if (std::filesystem::exists(dir + "/" + name)) return dir + "/" + name;
-    return "";
-}
-
-bool have_data(const std::string& dir) {
-    for (const char* stem : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"})
-        if (find_file(dir, stem).empty()) return false;
-    return true;
-}
-
-void ensure_data(const std::string& dir, bool is_default, bool install) {
-    if (have_data(dir)) return;
-    std::fprintf(stderr, "Fashion-MNIST: the IDX files (train-images-idx3-ubyte[.gz], …) are not in %s\n", dir.c_str());
-    if (is_default && install) {
-        const char* cmd = geteuid() == 0 ? "apt-get install -y -q dataset-fashion-mnist" : "sudo apt-get install -y -q dataset-fashion-mnist";
-        std::fprintf(stderr, "installing Debian's dataset-fashion-mnist: %s\n", cmd);
-        if (std::system(cmd) == 0 && have_data(dir)) return;
-    }
-    std::fprintf(stderr,
-                 "error: Fashion-MNIST not found. Install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; files land in\n"
-                 "       /usr/share/datasets/fashion-mnist) or pass --data DIR with the four IDX files.\n");
-    std::exit(1);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The scoring classifier: 784 → 512 → 256 → 10, ReLU, softmax cross-entropy, parameters in one
-// buffer viewed as fmd::nn::Linear layers and updated by fmd::nn::AdamW.
-
-class Classifier {
-public:
-    Classifier(Eigen::Index dim, fmd::Rng& rng) : sizes_{dim, 512, 256, classes} {
-        Eigen::Index total = 0;
-        for (int l = 0; l < 3; ++l) total += fmd::nn::Linear<S>::size(sizes_[l + 1], sizes_[l]);
-        p_.resize(total);
-        g_.resize(total);
-        Eigen::Index off = 0;
-        for (int l = 0; l < 3; ++l) {
-            offsets_[l] = off;
-            const double bound = 1.0 / std::sqrt(static_cast<double>(sizes_[l]));
-            const Eigen::Index n = fmd::nn::Linear<S>::size(sizes_[l + 1], sizes_[l]);
-            for (Eigen::Index i = 0; i < n; ++i) p_(off + i) = static_cast<S>(bound * (2 * fmd::uniform01(rng) - 1));
-            off += n;
-        }
-    }
-    fmd::nn::Linear<S> layer(int l) { return {p_.data() + offsets_[l], sizes_[l + 1], sizes_[l]}; }
-    fmd::nn::Linear<S> grad(int l) { return {g_.data() + offsets_[l], sizes_[l + 1], sizes_[l]}; }
-
-    /// Logits (10 x n) of x (784 x n).
-    void forward(fmd::In<S> x) {
-        const Eigen::Index n = x.cols();
-        a0_.resize(sizes_[1], n);
-        a1_.resize(sizes_[2], n);
-        logits_.resize(classes, n);
-        a0_.noalias() = layer(0).weight * x;
-        fmd::nn::relu_forward<S>(layer(0).bias, a0_);
-        a1_.noalias() = layer(1).weight * a0_;
-        fmd::nn::relu_forward<S>(layer(1).bias, a1_);
-        layer(2).forward(a1_, logits_);
-    }
-    /// One AdamW step of softmax cross-entropy on (x, y); returns the mean loss.
-    double train_batch(fmd::In<S> x, const std::vector<int>& y, fmd::nn::AdamW<S>& opt) {
-        forward(x);
-        const Eigen::Index n = x.cols();
-        double loss = 0;
-        Matrix<S> d = logits_;  // becomes ∂L/∂logits = (softmax − onehot)/n
-        for (Eigen::Index j = 0; j < n; ++j) {
-            auto c = d.col(j);
-            c.array() -= c.maxCoeff();
-            c = c.array().exp();
-            const S z = c.sum();
-            c /= z;
-            loss -= std::log(std::max<double>(c(y[static_cast<std::size_t>(j)]), 1e-30));
-            c(y[static_cast<std::size_t>(j)]) -= 1;
-        }
-        d /= static_cast<S>(n);
-        auto g2 = grad(2), g1 = grad(1), g0 = grad(0);
-        fmd::nn::Linear<S>::backward(a1_, d, g2);
-        Matrix<S> d1(sizes_[2], n), d0(sizes_[1], n);
-        layer(2).backward_input(d, d1);
-        fmd::nn::relu_backward<S>(a1_, d1);
-        fmd::nn::Linear<S>::backward(a0_, d1, g1);
-        layer(1).backward_input(d1, d0);
-        fmd::nn::relu_backward<S>(a0_, d0);
-        fmd::nn::Linear<S>::backward(x, d0, g0);
-        opt.step(p_, g_);
-        return loss / static_cast<double>(n);
-    }
-    /// Predicted classes of the columns of x (clamped to the data range [−1, 1]).
-    std::vector<int> predict(const Matrix<S>& x) {
-        std::vector<int> out;
-        for (Eigen::Index j0 = 0; j0 < x.cols(); j0 += 1000) {
-            const Eigen::Index m = std::min<Eigen::Index>(1000, x.cols() - j0);
-            const Matrix<S> xc = x.middleCols(j0, m).cwiseMax(S(-1)).cwiseMin(S(1));
-            forward(xc);
-            for (Eigen::Index j = 0; j < m; ++j) {
-                Eigen::Index k = 0;
-                logits_.col(j).maxCoeff(&k);
-                out.push_back(static_cast<int>(k));
-            }
-        }
-        return out;
-    }
-    Eigen::Index parameter_count() const { return p_.size(); }
-
-private:
-    Eigen::Index sizes_[4];
-    Eigen::Index offsets_[3] = {};
-    Vector<S> p_, g_;
-    Matrix<S> a0_, a1_, logits_;
-};
-
-double accuracy(const std::vector<int>& predicted, const std::vector<int>& truth) {
-    long hits = 0;
-    for (std::size_t i = 0; i < truth.size(); ++i) hits += predicted[i] == truth[i];
-    return static_cast<double>(hits) / static_cast<double>(truth.size());
-}
-
-// ---------------------------------------------------------------------------------------------
-// The picture: one panel per w, 10 rows (classes) × 8 samples, class names on the left.
-
-plot::Canvas grid_panel(const Matrix<S>& x, int per_class, int shown, Eigen::Index side) {
-    const int cell = static_cast<int>(side) + 2, left = 70;
-    plot::Canvas c(left + shown * cell, classes * cell);
-    for (int y = 0; y < classes; ++y) {
-        c.text(4, y * cell + cell / 2 - 6, class_names[y], plot::black, 1);
-        for (int k = 0; k < shown; ++k) {
-            const auto img = x.col(y * per_class + k);
-            for (Eigen::Index r = 0; r < side; ++r)
-                for (Eigen::Index q = 0; q < side; ++q) {
-                    const double v = std::clamp((static_cast<double>(img(r * side + q)) + 1.0) * 127.5, 0.0, 255.0);
-                    const auto g = static_cast<std::uint8_t>(std::lround(255.0 - v));  // dark garment on white
-                    c.set(left + k * cell + static_cast<int>(q), y * cell + static_cast<int>(r), plot::Color{g, g, g});
-                }
-        }
-    }
-    return c;
 }
 
 }  // namespace
@@ -253,10 +103,8 @@ int main(int argc, char** argv) {
     const auto t_start = std::chrono::steady_clock::now();
 
     // Data.
-    ensure_data(dir, dir == default_dir, install);
+    auto [train_set, test_set] = fashion::load(dir, dir == default_dir, install);
     std::printf("Fashion-MNIST from %s\n", dir.c_str());
-    auto train_set = fmd::data::load_idx<S>(find_file(dir, "train-images-idx3-ubyte"), find_file(dir, "train-labels-idx1-ubyte"));
-    const auto test_set = fmd::data::load_idx<S>(find_file(dir, "t10k-images-idx3-ubyte"), find_file(dir, "t10k-labels-idx1-ubyte"));
     const Eigen::Index dim = train_set.images.rows(), side = train_set.rows;
     std::printf("  %ld training and %ld test images of %ldx%ld pixels, scaled to [-1, 1]; %d threads\n", static_cast<long>(train_set.images.cols()),
                 static_cast<long>(test_set.images.cols()), static_cast<long>(train_set.rows), static_cast<long>(train_set.cols), Eigen::nbThreads());
@@ -264,28 +112,9 @@ int main(int argc, char** argv) {
 
     // The scoring classifier (trained on real images; its test accuracy is the ceiling).
     auto t0 = std::chrono::steady_clock::now();
-    Classifier clf(dim, rng);
-    {
-        fmd::nn::AdamW<S> copt(clf.parameter_count(), {.lr = 1e-3, .weight_decay = 1e-4});
-        const Eigen::Index n = train_set.images.cols(), cb = 128;
-        std::vector<Eigen::Index> order(static_cast<std::size_t>(n));
-        Matrix<S> xb(dim, cb);
-        std::vector<int> yb(static_cast<std::size_t>(cb));
-        for (long e = 0; e < classifier_epochs; ++e) {
-            for (Eigen::Index i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
-            for (Eigen::Index i = n - 1; i > 0; --i)  // Fisher–Yates with the library's uniform01
-                std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(std::min<Eigen::Index>(i, static_cast<Eigen::Index>(fmd::uniform01(rng) * static_cast<double>(i + 1))))]);
-            for (Eigen::Index b = 0; b + cb <= n; b += cb) {
-                for (Eigen::Index j = 0; j < cb; ++j) {
-                    const Eigen::Index k = order[static_cast<std::size_t>(b + j)];
-                    xb.col(j) = train_set.images.col(k);
-                    yb[static_cast<std::size_t>(j)] = train_set.labels[static_cast<std::size_t>(k)];
-                }
-                clf.train_batch(xb, yb, copt);
-            }
-        }
-    }
-    const double ceiling = accuracy(clf.predict(test_set.images), test_set.labels);
+    fashion::Classifier clf(dim, rng);
+    fashion::train_classifier(clf, train_set.images, train_set.labels, classifier_epochs, rng);
+    const double ceiling = fashion::accuracy(clf.predict(test_set.images), test_set.labels);
     std::printf("classifier (784-512-256-10 MLP, %ld epochs, %.0f s): accuracy on the real test images %.2f%% (the ceiling)\n", classifier_epochs,
                 seconds_since(t0), 100 * ceiling);
 
@@ -357,10 +186,10 @@ int main(int argc, char** argv) {
             fmd::sample(velocity_of_x1, x, grid, midpoint);
         else
             fmd::sample(guided, x, grid, heun);
-        acc.push_back(accuracy(clf.predict(x), labels));
+        acc.push_back(fashion::accuracy(clf.predict(x), labels));
         std::printf("w = %.0f: classifier recognizes the intended class in %.1f%% of %ld samples (%s %ld steps, %.0f s)\n", w, 100 * acc.back(),
                     static_cast<long>(n), x1_model ? "midpoint" : "Heun", sample_steps, seconds_since(t0));
-        panels.push_back(grid_panel(x, per_class, 8, side));
+        panels.push_back(fashion::grid_panel(x, per_class, 8, side));
         char title[64];
         std::snprintf(title, sizeof title, "w = %.0f  (acc %.0f%%)", w, 100 * acc.back());
         titles.emplace_back(title);

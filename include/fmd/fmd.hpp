@@ -16,6 +16,7 @@
 #include <fmd/field/guidance.hpp>
 #include <fmd/flowmap/flow_map.hpp>
 #include <fmd/flowmap/consistency.hpp>
+#include <fmd/flowmap/endpoint.hpp>
 #include <fmd/flowmap/meanflow.hpp>
 #include <fmd/flowmap/shortcut.hpp>
 #include <fmd/loss/losses.hpp>

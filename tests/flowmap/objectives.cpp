@@ -259,6 +259,53 @@ TEST_CASE("Flow-map sampler: NFE = jumps, velocity fields are Euler, bad times a
     CHECK_THROWS_WITH(fmd::sample_flow_map(as_map, empty, {0.0, 1.0}), Catch::Contains("'x'"));
 }
 
+TEST_CASE("EndpointFlowMap: ū = (D − x)/(1 − t), its tangent and gradient against central differences", "[flowmap]") {
+    fmd::Rng rng(21);
+    fmd::nn::MLP<double> inner({.dim = 3, .width = 16, .depth = 2, .activation = fmd::nn::Activation::silu, .time = {.scale = 5.0}, .two_times = true},
+                               rng);
+    fmd::flowmap::EndpointFlowMap map(inner);
+    static_assert(fmd::nn::TwoTimeNetwork<decltype(map), double>);
+    const long n = 6;
+    const Matrix<double> x = normal(3, n, rng), v = normal(3, n, rng), g = normal(3, n, rng);
+    Row<double> t(n), r(n);
+    for (long j = 0; j < n; ++j) {
+        t(j) = 0.12 * static_cast<double>(j) + 0.05;
+        r(j) = std::min(1.0, t(j) + 0.3);
+    }
+    auto at = [&](double e, double td, double rd) {
+        Matrix<double> out(3, n);
+        map.forward(x + e * v, (t.array() + e * td).matrix(), (r.array() + e * rd).matrix(), out);
+        return out;
+    };
+    Matrix<double> u = at(0, 0, 0), d(3, 1);
+    for (long j = 0; j < n; ++j) {
+        inner(x.col(j), t(j), r(j), d);
+        CHECK((u.col(j) - (d.col(0) - x.col(j)) / (1 - t(j))).norm() <= 1e-12 * (1 + u.col(j).norm()));
+    }
+    for (auto [td, rd] : {std::pair{1.0, 0.0}, std::pair{0.3, 0.8}}) {
+        Matrix<double> tan(3, n);
+        at(0, 0, 0);
+        map.tangent(v, td, rd, tan);
+        const double h = 1e-6;
+        const Matrix<double> fd = (at(h, td, rd) - at(-h, td, rd)) / (2 * h);
+        CHECK((tan - fd).norm() <= 1e-7 * fd.norm());
+    }
+    // ∂<g, ū>/∂θ_k by backward against a central difference.
+    at(0, 0, 0);
+    map.backward(g);
+    const long k = inner.layer_offset(inner.interval_layer()) + 2;
+    const double analytic = map.gradients()(k), w = inner.parameters()(k), h = 1e-6;
+    inner.parameters()(k) = w + h;
+    const double up = (g.array() * at(0, 0, 0).array()).sum();
+    inner.parameters()(k) = w - h;
+    const double down = (g.array() * at(0, 0, 0).array()).sum();
+    inner.parameters()(k) = w;
+    CHECK(analytic == Approx((up - down) / (2 * h)).epsilon(1e-6));
+    Matrix<double> out(3, n);
+    CHECK_THROWS_WITH(map(x, 1.0, 1.0, out), Catch::Contains("'t'"));
+    CHECK(map.describe().rfind("flowmap::EndpointFlowMap(nn::MLP(", 0) == 0);
+}
+
 TEST_CASE("Few-step models trained briefly approach a 100-step CFM model", "[flowmap][training]") {
     // A ring of 8 narrow Gaussians: the 1-step Euler sample of the CFM model is worse than noise
     // (SW2 ~1.9 against 1.2); the few-step families must come within 3.5x of its 100-step SW2.
