@@ -5,7 +5,7 @@
 #   scripts/test.sh --sanitize  also the AddressSanitizer + UBSan build of the suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev catch2 libbenchmark-dev libstb-dev
+bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev catch2 libbenchmark-dev libstb-dev libopenmpi-dev openmpi-bin
 jobs=$(nproc)
 
 cmake --preset dev

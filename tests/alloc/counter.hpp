@@ -13,8 +13,9 @@
 //     counted, any other failed Eigen assertion aborts with its text.
 //  3. On glibc, malloc / calloc / realloc themselves are interposed (forwarding to __libc_malloc
 //     & co.): that sees every heap allocation, Eigen's, operator new's, anyone's.
-// Sanitizer builds define FMD_TEST_NO_NEW_COUNTER because ASan owns operator new and malloc;
-// there only (2) runs. tests/alloc/no_allocation.cpp shows each detector fires.
+// Defining FMD_TEST_NO_NEW_COUNTER leaves only (2), for a build whose sanitizer owns operator new
+// and malloc (the project's sanitizer build skips these tests). tests/alloc/no_allocation.cpp
+// shows each detector fires.
 //
 // Why a header plus counter.cpp:
 //  - EIGEN_RUNTIME_NO_MALLOC and eigen_assert change the bodies of Eigen's inline functions. The

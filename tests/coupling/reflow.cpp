@@ -54,11 +54,11 @@ TEST_CASE("OT-CFM: the exact-OT coupling trains a straighter flow than independe
     const Matrix<S> x0 = fmd_test::normal<S>(2, 1000, noise_rng);
     fmd::solver::Euler<S> euler;
     auto train = [&](auto coupling) {
-        fmd::nn::MLP<S> net({.dim = 2, .width = 64, .depth = 2, .activation = fmd::nn::Activation::silu}, 3);
+        fmd::nn::MLP<S> net({.dim = 2, .width = 48, .depth = 2, .activation = fmd::nn::Activation::silu}, 3);
         fmd::nn::AdamW<S> opt(net.parameter_count(), {.lr = 3e-3});
         fmd::train::Trainer trainer(LinearPath{}, fmd::loss::cfm, net, opt, {.batch_size = 64}, fmd::time_sampler::Uniform{}, coupling);
         fmd::Rng rng(11);
-        fmd::train::fit(trainer, ring, rng, 1200);
+        fmd::train::fit(trainer, ring, rng, 600);
         return fmd::metrics::straightness(net, x0, fmd::grid::uniform(50), euler);
     };
     const auto independent = train(fmd::coupling::Independent{});

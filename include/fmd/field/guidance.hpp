@@ -27,7 +27,9 @@ namespace fmd {
 /// call of the wrapped field on a dim x 2n batch [x, x] with labels [y, ∅] (one network pass
 /// instead of two, the GEMM-friendly shape), then mixes. w = 1 and w = 0 need one branch only
 /// and evaluate n columns. The workspace grows to the largest batch seen: no allocation after
-/// the first call at that or any smaller batch size.
+/// the first call at that or any smaller batch size. Over a conditional flow map
+/// f(x, t, r, labels, out) it is also a flow map (the same mix of ū(x, t, r | ·); theory.md §9.5's
+/// shortcut models sample with CFG this way).
 ///
 ///   fmd::Guided<float, Net> guided(net, net.null_label(), 3.0);
 ///   guided.set_labels(labels);                  // one per column, or a single label for all
@@ -57,6 +59,19 @@ public:
 
     /// ũ_t(x|y) into out (same shape as the field's output for x: rows of out × n).
     void operator()(In<S> x, double t, Out<S> out) {
+        mix([&](In<S> xs, Labels lab, Out<S> o) { (*field_)(xs, t, lab, o); }, x, out);
+    }
+    /// The guided flow map ū(x, t, r|y) = ū(x, t, r|∅) + w (ū(x, t, r|y) − ū(x, t, r|∅)) (F a
+    /// conditional flow map: f(x, t, r, labels, out)).
+    template <class G = F>
+        requires requires(G& f, In<S> x, double t, Labels lab, Out<S> out) { f(x, t, t, lab, out); }
+    void operator()(In<S> x, double t, double r, Out<S> out) {
+        mix([&](In<S> xs, Labels lab, Out<S> o) { (*field_)(xs, t, r, lab, o); }, x, out);
+    }
+
+private:
+    template <class Call>
+    void mix(Call&& call, In<S> x, Out<S> out) {
         constexpr std::string_view where = "Guided::operator()";
         const Eigen::Index n = x.cols();
         if (labels_.empty()) detail::fail(where, "labels", "are not set (call set_labels or set_label first)");
@@ -76,17 +91,16 @@ public:
         }
         const Labels lab(lab_.data(), static_cast<std::size_t>(cols));
         if (one_branch) {
-            (*field_)(x, t, lab, out);
+            call(x, lab, out);
             return;
         }
         x2_.leftCols(n) = x;
         x2_.middleCols(n, n) = x;
-        (*field_)(In<S>(x2_.leftCols(cols)), t, lab, Out<S>(out2_.leftCols(cols)));
+        call(In<S>(x2_.leftCols(cols)), lab, Out<S>(out2_.leftCols(cols)));
         // ∅ + w (y − ∅) (theory.md §7.8).
         out = out2_.middleCols(n, n) + S(w_) * (out2_.leftCols(n) - out2_.middleCols(n, n));
     }
 
-private:
     void ensure(Eigen::Index d, Eigen::Index m, Eigen::Index cols) {
         if (x2_.rows() != d || x2_.cols() < cols) x2_.resize(d, cols);
         if (out2_.rows() != m || out2_.cols() < cols) out2_.resize(m, cols);

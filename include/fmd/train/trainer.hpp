@@ -77,6 +77,14 @@ concept GradientPolicy = requires(P& p, Eigen::Ref<Vector<S>> grads) {
     { p(grads) } -> std::convertible_to<double>;
 };
 
+/// A gradient reducer (data-parallel training, train/mpi.hpp): combines the step's gradients
+/// (in place) and loss with those of the other processes and returns the combined loss; it runs
+/// right after the backward pass, before the finite checks and the gradient policy.
+template <class R, class S>
+concept GradientReducer = requires(R& r, Eigen::Ref<Vector<S>> grads, double loss) {
+    { r(grads, loss) } -> std::convertible_to<double>;
+};
+
 /// A weight-average policy: updates the average `avg` from the parameters after update number `step` (1, 2, …).
 template <class P, class S>
 concept AveragePolicy = requires(P& p, Eigen::Ref<Vector<S>> avg, const Eigen::Ref<const Vector<S>>& params, std::int64_t step) {
@@ -164,6 +172,12 @@ public:
     void set_gradient_policy(P policy) {
         gradients_ = [policy = std::move(policy)](Eigen::Ref<Vector<S>> g) mutable { return static_cast<double>(policy(g)); };
     }
+    /// Installs a gradient reducer (train/mpi.hpp's DataParallel does; one at a time).
+    template <GradientReducer<S> R>
+    void set_gradient_reducer(R reducer) {
+        reducer_ = [reducer = std::move(reducer)](Eigen::Ref<Vector<S>> g, double loss) mutable { return static_cast<double>(reducer(g, loss)); };
+    }
+
     /// Replaces the weight-average policy (default: ExponentialAverage when ema_decay > 0, else
     /// none); the average starts from the current parameters when there was none.
     template <AveragePolicy<S> P>
@@ -297,6 +311,7 @@ private:
     // The update from the gradients in the network: finite checks, gradient policy, optimizer, average.
     S apply(S value) {
         constexpr const char* where = "train::Trainer::train_step";
+        if (reducer_) value = static_cast<S>(reducer_(net_->gradients(), static_cast<double>(value)));
         if (options_.check_finite && !std::isfinite(static_cast<double>(value)))
             detail::fail_numerical(where, "loss", "is not finite (", value, ") at step ", step_ + 1,
                                    "; the weights were not updated (diverging? lower the learning rate or clip gradients; or the batch holds NaN/Inf)");
@@ -406,6 +421,7 @@ private:
     Coupling coupling_;
     std::function<double(std::int64_t)> lr_;
     std::function<double(Eigen::Ref<Vector<S>>)> gradients_;
+    std::function<double(Eigen::Ref<Vector<S>>, double)> reducer_;
     std::function<void(Eigen::Ref<Vector<S>>, const Eigen::Ref<const Vector<S>>&, std::int64_t)> average_;
     double grad_norm_ = std::numeric_limits<double>::quiet_NaN();
     Matrix<S> batch_, batch_eps_, pool_, xt_, eps_, pred_, grad_, target_;
