@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
                   "  checkerboard: [--steps 8000] [--batch 256] [--width 256] [--depth 3] [--lr 1e-3]\n"
                   "                [--meanflow-fraction 0.75] [--meanflow-p 0.75] [--samples 2000]\n"
                   "  fashion:      [--data /usr/share/datasets/fashion-mnist] [--no-install] [--fashion-steps 4000]\n"
-                  "                [--fashion-width 512] [--omega 2] [--per-class 50]");
+                  "                [--fashion-width 512] [--omega 3] [--per-class 50]");
         return 0;
     }
     const std::string out = args.str("out", ".");
@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
     const std::string default_dir = "/usr/share/datasets/fashion-mnist";
     FashionOptions fo{.dir = args.str("data", default_dir), .out = out, .is_default_dir = false, .install = !args.flag("no-install"),
                       .steps = args.integer("fashion-steps", 4000), .batch = batch, .width = args.integer("fashion-width", 512),
-                      .per_class = args.integer("per-class", 50), .lr = lr, .omega = args.real("omega", 2.0)};
+                      .per_class = args.integer("per-class", 50), .lr = lr, .omega = args.real("omega", 3.0)};
     fo.is_default_dir = fo.dir == default_dir;
     args.finish();
     if (fo.steps < 1 || fo.width < 1 || fo.per_class < 8 || threads < 1) cli::Args::fail("--fashion-steps, --fashion-width, --threads must be >= 1, --per-class >= 8");

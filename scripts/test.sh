@@ -2,25 +2,32 @@
 # The test command: installs what is missing, builds everything with -Werror, runs the suite,
 # then installs the package and builds a consumer project against it.
 #   scripts/test.sh             developer build (warnings are errors) + package consumer
-#   scripts/test.sh --sanitize  also the AddressSanitizer + UBSan build of the suite
+#   scripts/test.sh --sanitize  the same build with the main test program under AddressSanitizer +
+#                               UBSan (one build instead of two: CI's sanitizer stage); the
+#                               allocation, thread and MPI programs stay uninstrumented, since they
+#                               measure what the sanitizers would replace
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev catch2 libbenchmark-dev libstb-dev libopenmpi-dev openmpi-bin
+bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev catch2 libbenchmark-dev libstb-dev libopenmpi-dev openmpi-bin pkgconf
 jobs=$(nproc)
 
-cmake --preset dev
+sanitize_suite=OFF
+[[ "${1:-}" == "--sanitize" ]] && sanitize_suite=ON
+cmake --preset dev -DFMD_SANITIZE_SUITE=$sanitize_suite
 cmake --build --preset dev -j "$jobs"
 ctest --preset dev -j "$jobs"
 
-# Consumer project built against the installed package (find_package(fmd CONFIG REQUIRED)).
-rm -rf build/install build/package
-cmake --install build/dev --prefix build/install
-cmake -G Ninja -S tests/package -B build/package -DCMAKE_PREFIX_PATH="$PWD/build/install" -DCMAKE_BUILD_TYPE=Release
+# The Debian package (cpack -G DEB), unpacked into a scratch root; a consumer project built against
+# it through find_package(fmd CONFIG REQUIRED), and the same source through pkg-config.
+rm -rf build/debroot build/package
+(cd build/dev && cpack -G DEB > /dev/null)
+deb=$(ls build/dev/libfmd-dev_*.deb)
+dpkg-deb -x "$deb" build/debroot
+cmake -G Ninja -S tests/package -B build/package -DCMAKE_PREFIX_PATH="$PWD/build/debroot/usr" -DCMAKE_BUILD_TYPE=Release
 cmake --build build/package -j "$jobs"
 ./build/package/fmd_consumer
+flags=$(PKG_CONFIG_PATH="$PWD/build/debroot/usr/share/pkgconfig" pkg-config --define-prefix --cflags fmd)
+g++ -O1 $flags tests/package/main.cpp -o build/package/fmd_consumer_pkgconfig
+./build/package/fmd_consumer_pkgconfig
+echo "package: $(basename "$deb") installs a consumable fmd (CMake and pkg-config)"
 
-if [[ "${1:-}" == "--sanitize" ]]; then
-  cmake --preset sanitize
-  cmake --build --preset sanitize -j "$jobs"
-  ctest --preset sanitize -j "$jobs"
-fi
