@@ -294,19 +294,22 @@ plot::Canvas legend(const Result& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Args args(argc, argv);
-    if (args.help()) {
-        std::puts("solver_shootout [--out DIR] [--checkpoint FILE] [--checkpoint-smooth FILE] [--train-steps 20000] [--points 512] [--no-network] [--seed 0]");
-        return 0;
-    }
-    const std::string out = args.str("out", ".");
-    const std::string ckpt = args.str("checkpoint", out + "/shootout_checkerboard.ckpt");
-    const std::string ckpt_smooth = args.str("checkpoint-smooth", out + "/shootout_checkerboard_scale100.ckpt");
-    const long train_steps = args.integer("train-steps", 20000);
-    const long n_net = args.integer("points", 512);
-    const bool network = !args.flag("no-network");
-    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
-    args.finish();
+    cli::App app("Solver shoot-out: final-state error against NFE per ODE solver, on mixtures and trained checkerboard MLPs");
+    std::string out = ".", ckpt, ckpt_smooth;
+    long train_steps = 20000, n_net = 512;
+    bool no_network = false;
+    unsigned long seed = 0;
+    app.add_option("--out", out, "directory for the plot and the trained models");
+    app.add_option("--checkpoint", ckpt, "the seed-embedding model (trained and saved when missing; default OUT/shootout_checkerboard.ckpt)");
+    app.add_option("--checkpoint-smooth", ckpt_smooth, "the time-scale-100 model (default OUT/shootout_checkerboard_scale100.ckpt)");
+    app.add_option("--train-steps", train_steps, "training steps of each model")->check(CLI::PositiveNumber);
+    app.add_option("--points", n_net, "points solved on the network fields")->check(CLI::PositiveNumber);
+    app.add_flag("--no-network", no_network, "only the mixture oracles (about 20 s)");
+    app.add_option("--seed", seed, "random seed");
+    cli::parse(app, argc, argv);
+    if (ckpt.empty()) ckpt = out + "/shootout_checkerboard.ckpt";
+    if (ckpt_smooth.empty()) ckpt_smooth = out + "/shootout_checkerboard_scale100.ckpt";
+    const bool network = !no_network;
     std::filesystem::create_directories(out);
 
     fmd::Rng rng(seed);

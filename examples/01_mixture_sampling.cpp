@@ -17,17 +17,16 @@
 using S = double;
 
 int main(int argc, char** argv) {
-    cli::Args args(argc, argv);
-    const std::string out = args.str("out", ".");
-    const long n = args.integer("n", 2000);
-    const long steps = args.integer("steps", 100);
-    const long sde_steps = args.integer("sde-steps", 500);
-    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
-    if (args.help()) {
-        std::puts("01_mixture_sampling [--out DIR] [--n 2000] [--steps 100] [--sde-steps 500] [--seed 0]");
-        return 0;
-    }
-    args.finish();
+    cli::App app("Example 01: N(0, I) pushed to a 2-D Gaussian mixture by its exact velocity (ODE) and by SDEs");
+    std::string out = ".";
+    long n = 2000, steps = 100, sde_steps = 500;
+    unsigned long seed = 0;
+    app.add_option("--out", out, "directory for the pictures");
+    app.add_option("--n", n, "samples")->check(CLI::Range(2L, 10'000'000L));
+    app.add_option("--steps", steps, "Euler steps of the ODE")->check(CLI::PositiveNumber);
+    app.add_option("--sde-steps", sde_steps, "Euler-Maruyama steps")->check(CLI::PositiveNumber);
+    app.add_option("--seed", seed, "random seed");
+    cli::parse(app, argc, argv);
 
     // The data: 8 Gaussians on a circle, and the linear (CondOT) path x_t = t z + (1 − t) ε.
     const auto mixture = fmd::GaussianMixture<S>::ring(8, 4.0, 0.35);

@@ -23,24 +23,25 @@
 using S = float;
 
 int main(int argc, char** argv) {
-    cli::Args args(argc, argv);
-    if (args.help()) {
-        std::puts("02_checkerboard [--out DIR] [--steps N | --full] [--batch 64] [--lr 1e-4] [--data 10000]\n"
-                  "                [--samples 1000] [--seed 0] [--checkpoint FILE] [--checkpoint-every N] [--resume FILE]");
-        return 0;
-    }
-    const std::string out = args.str("out", ".");
-    const bool full = args.flag("full");
-    const long steps = full ? 100000 : args.integer("steps", 20000);
-    const long batch = args.integer("batch", 64);
-    const double lr = args.real("lr", 1e-4);
-    const long n_data = args.integer("data", 10000);
-    const long n_samples = args.integer("samples", 1000);
-    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
-    const std::string ckpt = args.str("checkpoint", "");
-    const long ckpt_every = args.integer("checkpoint-every", 0);
-    const std::string resume = args.str("resume", "");
-    args.finish();
+    cli::App app("Example 02: the seed notebook's checkerboard flow (MLP width 512, depth 5), trained and sampled");
+    std::string out = ".", ckpt, resume;
+    bool full = false;
+    long steps = 20000, batch = 64, n_data = 10000, n_samples = 1000, ckpt_every = 0;
+    double lr = 1e-4;
+    unsigned long seed = 0;
+    app.add_option("--out", out, "directory for the pictures");
+    app.add_option("--steps", steps, "training steps")->check(CLI::PositiveNumber);
+    app.add_flag("--full", full, "train for the seed notebook's 100 000 steps (overrides --steps)");
+    app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
+    app.add_option("--lr", lr, "AdamW learning rate")->check(CLI::PositiveNumber);
+    app.add_option("--data", n_data, "size of the finite training set")->check(CLI::PositiveNumber);
+    app.add_option("--samples", n_samples, "points sampled at the end")->check(CLI::Range(2L, 10'000'000L));
+    app.add_option("--seed", seed, "random seed");
+    app.add_option("--checkpoint", ckpt, "save a checkpoint here (every --checkpoint-every steps and at the end)");
+    app.add_option("--checkpoint-every", ckpt_every, "steps between checkpoints (0: only at the end)")->check(CLI::NonNegativeNumber);
+    app.add_option("--resume", resume, "continue from this checkpoint");
+    cli::parse(app, argc, argv);
+    if (full) steps = 100000;
 
     fmd::Rng rng(seed);
     const fmd::data::Checkerboard board;

@@ -65,39 +65,38 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Args args(argc, argv);
-    if (args.help()) {
-        std::puts("03_fashion_mnist_cfg [--data /usr/share/datasets/fashion-mnist] [--no-install] [--out DIR] [--threads 2]\n"
-                  "                     [--steps 12000] [--batch 256] [--width 1024] [--depth 3] [--lr 1e-3] [--ema 0.999] [--dropout 0.1]\n"
-                  "                     [--predict x1|velocity]\n"
-                  "                     [--sample-steps 20] [--eval-per-class 50] [--classifier-epochs 4] [--seed 0]\n"
-                  "                     [--checkpoint FILE] [--checkpoint-every N] [--resume FILE] [--sample-only]\n"
-                  "Defaults: about 10 minutes on 2 cores. Longer runs: raise --steps (and --width).");
-        return 0;
-    }
+    cli::App app("Example 03: class-conditional flow matching with classifier-free guidance on Fashion-MNIST.\n"
+                 "Defaults: about 10 minutes on 2 cores. Longer runs: raise --steps (and --width).");
     const std::string default_dir = "/usr/share/datasets/fashion-mnist";
-    const std::string dir = args.str("data", default_dir);
-    const bool install = !args.flag("no-install");
-    const std::string out = args.str("out", ".");
-    const int threads = static_cast<int>(args.integer("threads", 2));
-    const long steps = args.integer("steps", 12000);
-    const long batch = args.integer("batch", 256);
-    const long width = args.integer("width", 1024);
-    const long depth = args.integer("depth", 3);
-    const double lr = args.real("lr", 1e-3);
-    const double ema = args.real("ema", 0.999);
-    const double dropout = args.real("dropout", 0.1);
-    const long sample_steps = args.integer("sample-steps", 20);
-    const int per_class = static_cast<int>(std::max(8L, args.integer("eval-per-class", 50)));
-    const long classifier_epochs = args.integer("classifier-epochs", 4);
-    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
-    const std::string ckpt = args.str("checkpoint", "");
-    const long ckpt_every = args.integer("checkpoint-every", 0);
-    const std::string resume = args.str("resume", "");
-    const bool sample_only = args.flag("sample-only");
-    const bool x1_model = args.choice("predict", "x1", {"x1", "velocity"}) == "x1";
-    args.finish();
-    if (sample_only && resume.empty() && ckpt.empty()) args.fail("--sample-only needs --resume FILE or --checkpoint FILE to load the model from");
+    std::string dir = default_dir, out = ".", ckpt, resume, predict = "x1";
+    bool no_install = false, sample_only = false;
+    int threads = 2, per_class = 50;
+    long steps = 12000, batch = 256, width = 1024, depth = 3, sample_steps = 20, classifier_epochs = 4, ckpt_every = 0;
+    double lr = 1e-3, ema = 0.999, dropout = 0.1;
+    unsigned long seed = 0;
+    app.add_option("--data", dir, "directory with the four IDX files (installed there when missing)");
+    app.add_flag("--no-install", no_install, "do not install dataset-fashion-mnist when the files are missing");
+    app.add_option("--out", out, "directory for the picture");
+    app.add_option("--threads", threads, "Eigen threads")->check(CLI::PositiveNumber);
+    app.add_option("--steps", steps, "training steps")->check(CLI::PositiveNumber);
+    app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
+    app.add_option("--width", width, "MLP width")->check(CLI::PositiveNumber);
+    app.add_option("--depth", depth, "hidden blocks")->check(CLI::NonNegativeNumber);
+    app.add_option("--lr", lr, "AdamW learning rate")->check(CLI::PositiveNumber);
+    app.add_option("--ema", ema, "EMA decay")->check(CLI::Range(0.0, 0.999999));
+    app.add_option("--dropout", dropout, "label dropout probability")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--predict", predict, "what the network predicts")->check(CLI::IsMember({"x1", "velocity"}));
+    app.add_option("--sample-steps", sample_steps, "sampler steps")->check(CLI::PositiveNumber);
+    app.add_option("--eval-per-class", per_class, "generated images per class for the scores")->check(CLI::Range(8, 100000));
+    app.add_option("--classifier-epochs", classifier_epochs, "epochs of the scoring classifier")->check(CLI::PositiveNumber);
+    app.add_option("--seed", seed, "random seed");
+    app.add_option("--checkpoint", ckpt, "save checkpoints here");
+    app.add_option("--checkpoint-every", ckpt_every, "steps between checkpoints (0: only at the end)")->check(CLI::NonNegativeNumber);
+    app.add_option("--resume", resume, "continue from this checkpoint");
+    app.add_flag("--sample-only", sample_only, "only sample and score (with --resume or --checkpoint)");
+    cli::parse(app, argc, argv);
+    const bool install = !no_install, x1_model = predict == "x1";
+    if (sample_only && resume.empty() && ckpt.empty()) cli::fail("--sample-only needs --resume FILE or --checkpoint FILE to load the model from");
     Eigen::setNbThreads(threads);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // results line by line, between the progress lines on stderr
     const auto t_start = std::chrono::steady_clock::now();

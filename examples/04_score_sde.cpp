@@ -62,34 +62,34 @@ struct Toy {
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Args args(argc, argv);
-    if (args.help()) {
-        std::puts("04_score_sde [--out DIR] [--data moons|gaussians] [--loss epsilon|csm] [--steps 6000] [--batch 256]\n"
-                  "             [--lr 2e-3] [--width 192] [--depth 3] [--ema 0.999] [--t-max 0.999 (csm: 0.95)]\n"
-                  "             [--sample-steps 100] [--t0 1e-2] [--sigmas 0.25,0.5,1,2] [--samples 2000] [--seed 0]\n"
-                  "             [--threads 1] [--checkpoint FILE] [--sample-only]");
-        return 0;
-    }
-    const std::string out = args.str("out", ".");
-    const std::string data_name = args.choice("data", "moons", {"moons", "gaussians"});
-    const std::string loss_name = args.choice("loss", "epsilon", {"epsilon", "csm"});
-    const long steps = args.integer("steps", 6000);
-    const long batch = args.integer("batch", 256);
-    const double lr = args.real("lr", 2e-3);
-    const long width = args.integer("width", 192);
-    const long depth = args.integer("depth", 3);
-    const double ema = args.real("ema", 0.999);
-    const double t_max = args.real("t-max", loss_name == "csm" ? 0.95 : 0.999);
-    const long sample_steps = args.integer("sample-steps", 100);
-    const double t0 = args.real("t0", 1e-2);
-    const std::vector<double> sigmas = args.reals("sigmas", "0.25,0.5,1,2");
-    const long n = args.integer("samples", 2000);
-    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
-    const std::string ckpt = args.str("checkpoint", "");
-    const bool sample_only = args.flag("sample-only");
-    const long threads = args.integer("threads", 1);
-    args.finish();
-    if (sample_only && ckpt.empty()) args.fail("--sample-only needs --checkpoint FILE");
+    cli::App app("Example 04: a score network (epsilon or CSM loss) sampled by the probability-flow ODE and by SDEs");
+    std::string out = ".", data_name = "moons", loss_name = "epsilon", ckpt;
+    long steps = 6000, batch = 256, width = 192, depth = 3, sample_steps = 100, n = 2000, threads = 1;
+    double lr = 2e-3, ema = 0.999, t_max = 0.0, t0 = 1e-2;
+    std::vector<double> sigmas = {0.25, 0.5, 1, 2};
+    unsigned long seed = 0;
+    bool sample_only = false;
+    app.add_option("--out", out, "directory for the pictures");
+    app.add_option("--data", data_name, "data set")->check(CLI::IsMember({"moons", "gaussians"}));
+    app.add_option("--loss", loss_name, "training loss")->check(CLI::IsMember({"epsilon", "csm"}));
+    app.add_option("--steps", steps, "training steps")->check(CLI::PositiveNumber);
+    app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
+    app.add_option("--lr", lr, "AdamW learning rate")->check(CLI::PositiveNumber);
+    app.add_option("--width", width, "MLP width")->check(CLI::PositiveNumber);
+    app.add_option("--depth", depth, "hidden blocks")->check(CLI::NonNegativeNumber);
+    app.add_option("--ema", ema, "EMA decay")->check(CLI::Range(0.0, 0.999999));
+    app.add_option("--t-max", t_max, "largest training time (0: 0.999, or 0.95 for --loss csm)")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--sample-steps", sample_steps, "sampler steps")->check(CLI::PositiveNumber);
+    app.add_option("--t0", t0, "first sampling time")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--sigmas", sigmas, "SDE noise levels sigma")->delimiter(',');
+    app.add_option("--samples", n, "samples per sampler")->check(CLI::Range(2L, 10'000'000L));
+    app.add_option("--seed", seed, "random seed");
+    app.add_option("--threads", threads, "Eigen threads")->check(CLI::PositiveNumber);
+    app.add_option("--checkpoint", ckpt, "save the model here (or load it with --sample-only)");
+    app.add_flag("--sample-only", sample_only, "load --checkpoint and only sample");
+    cli::parse(app, argc, argv);
+    if (t_max == 0.0) t_max = loss_name == "csm" ? 0.95 : 0.999;
+    if (sample_only && ckpt.empty()) cli::fail("--sample-only needs --checkpoint FILE");
 
     // Eigen threads its matrix products with OpenMP. These are small (256 x 256 times 256 columns):
     // on 2 shared cores a second thread made training 6-17x slower here (Eigen's GEMM threads

@@ -61,22 +61,23 @@ fmd::train::PairSet<S> pairs_of(const char* name, Net& net, long count, fmd::Rng
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Args args(argc, argv);
-    if (args.help()) {
-        std::puts("05_straight_paths [--out DIR] [--steps 8000] [--reflow-steps 8000] [--distill-steps 6000] [--batch 256]\n"
-                  "                  [--width 256] [--depth 3] [--lr 1e-3] [--pairs 40000] [--samples 2000] [--seed 0]");
-        return 0;
-    }
-    const std::string out = args.str("out", ".");
-    const long steps = args.integer("steps", 8000), reflow_steps = args.integer("reflow-steps", 8000);
-    const long distill_steps = args.integer("distill-steps", 6000), batch = args.integer("batch", 256);
-    const long width = args.integer("width", 256), depth = args.integer("depth", 3), n_pairs = args.integer("pairs", 40000);
-    const long n = args.integer("samples", 2000);
-    const double lr = args.real("lr", 1e-3);
-    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
-    args.finish();
-    if (steps < 1 || reflow_steps < 1 || distill_steps < 1 || batch < 1 || width < 1 || depth < 0 || n_pairs < 1 || n < 2)
-        cli::Args::fail("step counts, --batch, --width, --pairs must be >= 1, --depth >= 0, --samples >= 2");
+    cli::App app("Example 05: straight paths on the checkerboard: I-CFM, OT-CFM, 2-rectified flow and its one-step distillation");
+    std::string out = ".";
+    long steps = 8000, reflow_steps = 8000, distill_steps = 6000, batch = 256, width = 256, depth = 3, n_pairs = 40000, n = 2000;
+    double lr = 1e-3;
+    unsigned long seed = 0;
+    app.add_option("--out", out, "directory for the pictures");
+    app.add_option("--steps", steps, "I-CFM and OT-CFM training steps")->check(CLI::PositiveNumber);
+    app.add_option("--reflow-steps", reflow_steps, "2-rectified-flow training steps")->check(CLI::PositiveNumber);
+    app.add_option("--distill-steps", distill_steps, "one-step distillation steps")->check(CLI::PositiveNumber);
+    app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
+    app.add_option("--width", width, "MLP width")->check(CLI::PositiveNumber);
+    app.add_option("--depth", depth, "hidden blocks")->check(CLI::NonNegativeNumber);
+    app.add_option("--lr", lr, "AdamW peak learning rate")->check(CLI::PositiveNumber);
+    app.add_option("--pairs", n_pairs, "ODE pairs for reflow and distillation")->check(CLI::PositiveNumber);
+    app.add_option("--samples", n, "points per evaluation")->check(CLI::Range(2L, 10'000'000L));
+    app.add_option("--seed", seed, "random seed");
+    cli::parse(app, argc, argv);
 
     fmd::Rng rng(seed);
     const fmd::data::Checkerboard board;

@@ -177,33 +177,42 @@ void fashion_part(const FashionOptions& o, fmd::Rng& rng) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    cli::Args args(argc, argv);
-    if (args.help()) {
-        std::puts("06_few_step [--part both|checkerboard|fashion] [--out DIR] [--threads 2] [--seed 0]\n"
-                  "  checkerboard: [--steps 8000] [--batch 256] [--width 256] [--depth 3] [--lr 1e-3]\n"
-                  "                [--meanflow-fraction 0.75] [--meanflow-p 0.75] [--samples 2000]\n"
-                  "  fashion:      [--data /usr/share/datasets/fashion-mnist] [--no-install] [--fashion-steps 4000]\n"
-                  "                [--fashion-width 512] [--omega 3] [--per-class 50]");
-        return 0;
-    }
-    const std::string out = args.str("out", ".");
-    const long steps = args.integer("steps", 8000), batch = args.integer("batch", 256);
-    const long width = args.integer("width", 256), depth = args.integer("depth", 3), n = args.integer("samples", 2000);
-    const double lr = args.real("lr", 1e-3), fraction = args.real("meanflow-fraction", 0.75), power = args.real("meanflow-p", 0.75);
-    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
-    const std::string part = args.choice("part", "both", {"both", "checkerboard", "fashion"});
-    const int threads = static_cast<int>(args.integer("threads", 2));
+    cli::App app("Example 06: one-step and few-step models (MeanFlow, shortcut, consistency) on the checkerboard and Fashion-MNIST");
+    std::string out = ".", part = "both";
+    long steps = 8000, batch = 256, width = 256, depth = 3, n = 2000;
+    double lr = 1e-3, fraction = 0.75, power = 0.75;
+    unsigned long seed = 0;
+    int threads = 2;
     const std::string default_dir = "/usr/share/datasets/fashion-mnist";
-    FashionOptions fo{.dir = args.str("data", default_dir), .out = out, .is_default_dir = false, .install = !args.flag("no-install"),
-                      .steps = args.integer("fashion-steps", 4000), .batch = batch, .width = args.integer("fashion-width", 512),
-                      .per_class = args.integer("per-class", 50), .lr = lr, .omega = args.real("omega", 3.0)};
+    FashionOptions fo{.dir = default_dir, .out = ".", .is_default_dir = true, .install = true, .steps = 4000, .batch = 256, .width = 512,
+                      .per_class = 50, .lr = 1e-3, .omega = 3.0};
+    bool no_install = false;
+    app.add_option("--part", part, "which part to run")->check(CLI::IsMember({"both", "checkerboard", "fashion"}));
+    app.add_option("--out", out, "directory for the pictures");
+    app.add_option("--threads", threads, "Eigen threads")->check(CLI::PositiveNumber);
+    app.add_option("--seed", seed, "random seed");
+    app.add_option("--steps", steps, "checkerboard: training steps per family")->check(CLI::PositiveNumber);
+    app.add_option("--batch", batch, "batch size (both parts)")->check(CLI::PositiveNumber);
+    app.add_option("--width", width, "checkerboard: MLP width")->check(CLI::PositiveNumber);
+    app.add_option("--depth", depth, "checkerboard: hidden blocks")->check(CLI::NonNegativeNumber);
+    app.add_option("--lr", lr, "AdamW peak learning rate (both parts)")->check(CLI::PositiveNumber);
+    app.add_option("--meanflow-fraction", fraction, "checkerboard: MeanFlow's fraction of samples with r != t")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--meanflow-p", power, "checkerboard: MeanFlow's adaptive-weight power")->check(CLI::NonNegativeNumber);
+    app.add_option("--samples", n, "checkerboard: points per evaluation")->check(CLI::Range(2L, 10'000'000L));
+    app.add_option("--data", fo.dir, "Fashion-MNIST: directory with the four IDX files");
+    app.add_flag("--no-install", no_install, "Fashion-MNIST: do not install dataset-fashion-mnist when missing");
+    app.add_option("--fashion-steps", fo.steps, "Fashion-MNIST: training steps per model")->check(CLI::PositiveNumber);
+    app.add_option("--fashion-width", fo.width, "Fashion-MNIST: MLP width")->check(CLI::PositiveNumber);
+    app.add_option("--omega", fo.omega, "Fashion-MNIST: guidance weight (in MeanFlow's target, and CFM's sampler)");
+    app.add_option("--per-class", fo.per_class, "Fashion-MNIST: generated images per class")->check(CLI::Range(8L, 100000L));
+    cli::parse(app, argc, argv);
+    fo.out = out;
+    fo.batch = batch;
+    fo.lr = lr;
+    fo.install = !no_install;
     fo.is_default_dir = fo.dir == default_dir;
-    args.finish();
-    if (fo.steps < 1 || fo.width < 1 || fo.per_class < 8 || threads < 1) cli::Args::fail("--fashion-steps, --fashion-width, --threads must be >= 1, --per-class >= 8");
     Eigen::setNbThreads(threads);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // results line by line, between the progress lines on stderr
-    if (steps < 1 || batch < 1 || width < 1 || depth < 0 || n < 2) cli::Args::fail("--steps, --batch, --width must be >= 1, --depth >= 0, --samples >= 2");
-    if (!(fraction >= 0 && fraction <= 1) || !(power >= 0)) cli::Args::fail("--meanflow-fraction must lie in [0, 1], --meanflow-p >= 0");
 
     fmd::Rng rng(seed);
     const auto total_start = std::chrono::steady_clock::now();

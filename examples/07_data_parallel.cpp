@@ -30,26 +30,27 @@ using S = float;
 int main(int argc, char** argv) {
     fmd::mpi::Session session(argc, argv);
     return fmd::mpi::run(MPI_COMM_WORLD, [&] {
-        cli::Args args(argc, argv);
-        const bool root = fmd::mpi::is_root();
-        if (args.help()) {
-            if (root)
-                std::puts("[mpirun -np N] 07_data_parallel [--out DIR] [--steps 4000] [--batch 256] [--width 256] [--depth 3] [--lr 1e-3]\n"
-                          "                                [--threads T] [--checkpoint FILE] [--resume FILE] [--seed 0]");
-            return;
-        }
         const int ranks = fmd::mpi::size();
-        const std::string out = args.str("out", ".");
-        const long steps = args.integer("steps", 4000), batch = args.integer("batch", 256);
-        const long width = args.integer("width", 256), depth = args.integer("depth", 3);
-        const double lr = args.real("lr", 1e-3);
+        const bool root = fmd::mpi::is_root();
+        cli::App app("Example 07: data-parallel training on the checkerboard; run it under mpirun -np N");
+        std::string out = ".", checkpoint, resume;
+        long steps = 4000, batch = 256, width = 256, depth = 3;
+        double lr = 1e-3;
         const long cores = std::max(1L, static_cast<long>(std::thread::hardware_concurrency()));
-        const int threads = static_cast<int>(args.integer("threads", std::max(1L, cores / ranks)));
-        const std::string checkpoint = args.str("checkpoint", ""), resume = args.str("resume", "");
-        const auto seed = static_cast<std::uint64_t>(args.integer("seed", 0));
-        args.finish();
-        if (steps < 1 || width < 1 || depth < 0 || threads < 1) cli::Args::fail("--steps, --width, --threads must be >= 1, --depth >= 0");
-        if (batch < ranks || batch % ranks != 0) cli::Args::fail("--batch must be a multiple of the number of ranks");
+        int threads = static_cast<int>(std::max(1L, cores / ranks));
+        std::uint64_t seed = 0;
+        app.add_option("--out", out, "directory for the picture (rank 0)");
+        app.add_option("--steps", steps, "training steps")->check(CLI::PositiveNumber);
+        app.add_option("--batch", batch, "global batch size, a multiple of the number of ranks")->check(CLI::PositiveNumber);
+        app.add_option("--width", width, "MLP width")->check(CLI::PositiveNumber);
+        app.add_option("--depth", depth, "hidden blocks")->check(CLI::NonNegativeNumber);
+        app.add_option("--lr", lr, "AdamW peak learning rate")->check(CLI::PositiveNumber);
+        app.add_option("--threads", threads, "Eigen threads per rank (default: cores / ranks)")->check(CLI::PositiveNumber);
+        app.add_option("--checkpoint", checkpoint, "save a checkpoint here at the end (rank 0 writes)");
+        app.add_option("--resume", resume, "continue from this checkpoint (same number of ranks)");
+        app.add_option("--seed", seed, "random seed");
+        cli::parse(app, argc, argv);
+        if (batch % ranks != 0) cli::fail("--batch must be a multiple of the number of ranks");
         Eigen::setNbThreads(threads);
 
         fmd::Rng rng = fmd::mpi::rank_rng(seed);

@@ -3,7 +3,7 @@
 # (about 5 minutes on 2 cores; pass --full for the seed's 100 000 steps). Pictures go to out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev libstb-dev
+bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev libstb-dev libcli11-dev
 cmake --preset release -DFMD_BUILD_TESTS=OFF -DFMD_BUILD_BENCHMARKS=OFF
 cmake --build --preset release -j "$(nproc)" --target 01_mixture_sampling 02_checkerboard
 mkdir -p out

@@ -8,7 +8,7 @@
 #                               measure what the sanitizers would replace
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev catch2 libbenchmark-dev libstb-dev libopenmpi-dev openmpi-bin pkgconf
+bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev catch2 libbenchmark-dev libstb-dev libcli11-dev libopenmpi-dev openmpi-bin pkgconf
 jobs=$(nproc)
 
 sanitize_suite=OFF

@@ -128,19 +128,18 @@ int quality(const std::string& file, long steps, const std::string& samples_out,
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        std::fputs("usage: fmd_compare speed|data|quality|score [--threads N] [--file F] [--n N] [--steps K] [--samples-out G] [--seed S]\n", stderr);
-        return 2;
-    }
-    const std::string mode = argv[1];
-    cli::Args args(argc - 1, argv + 1);
-    const long threads = args.integer("threads", 1);
-    const std::string file = args.str("file", "");
-    const long n = args.integer("n", 10000);
-    const long steps = args.integer("steps", 1000);
-    const std::string samples_out = args.str("samples-out", "");
-    const auto seed = static_cast<unsigned long>(args.integer("seed", 0));
-    args.finish();
+    cli::App app("fmd's side of benchmarks/compare/run.sh: the seed checkerboard workload");
+    std::string mode, file, samples_out;
+    long threads = 1, n = 10000, steps = 1000;
+    unsigned long seed = 0;
+    app.add_option("mode", mode, "what to run")->required()->check(CLI::IsMember({"speed", "data", "quality", "score"}));
+    app.add_option("--threads", threads, "Eigen threads")->check(CLI::PositiveNumber);
+    app.add_option("--file", file, "data file (data: written; quality, score: read)");
+    app.add_option("--n", n, "points")->check(CLI::PositiveNumber);
+    app.add_option("--steps", steps, "training steps (quality)")->check(CLI::PositiveNumber);
+    app.add_option("--samples-out", samples_out, "where quality writes its samples");
+    app.add_option("--seed", seed, "random seed");
+    cli::parse(app, argc, argv);
     Eigen::setNbThreads(static_cast<int>(threads));
     std::printf("threads %d\n", Eigen::nbThreads());
 
