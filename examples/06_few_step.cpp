@@ -14,8 +14,9 @@
 //
 // Fashion-MNIST (class-conditional, guided): a MeanFlow model whose network predicts the endpoint
 // (flowmap::EndpointFlowMap: ū = (D − x)/(1 − t), clean images from an MLP), with classifier-free
-// guidance folded into the training target (ω), against an x1-prediction CFM model of the same
-// size trained for the same steps and sampled with guidance weight ω. Scores: the accuracy of a
+// guidance folded into the training target (ω), and a shortcut model of the same form sampled
+// through fmd::Guided (weight ω), against an x1-prediction CFM model of the same size trained for
+// the same steps and sampled with guidance weight ω. Scores: the accuracy of a
 // classifier trained on the real images (examples/common/fashion_mnist.hpp) at recognizing the
 // intended class, and the sliced W2 between generated and real test images in that classifier's
 // 256-d feature space. Writes 06_fashion.png.
@@ -110,8 +111,8 @@ void fashion_part(const FashionOptions& o, fmd::Rng& rng) {
                                  .time = {.channels = 128, .scale = 100.0}, .num_classes = fashion::classes};
     fmd::nn::MLPConfig two = one;
     two.two_times = true;
-    Net cfm(one, rng), inner(two, rng);
-    fmd::flowmap::EndpointFlowMap meanflow(inner);
+    Net cfm(one, rng), inner(two, rng), sc_inner(two, rng);
+    fmd::flowmap::EndpointFlowMap meanflow(inner), shortcut(sc_inner);
     auto fit = [&](const char* name, auto& net, auto objective) {
         fmd::nn::AdamW<S> opt(net.parameter_count(), {.lr = o.lr, .weight_decay = 0.0});
         fmd::train::Trainer trainer(Path{}, std::move(objective), net, opt, {.batch_size = o.batch, .ema_decay = 0.999, .label_dropout = 0.1});
@@ -128,6 +129,7 @@ void fashion_part(const FashionOptions& o, fmd::Rng& rng) {
     const double mf_secs = fit("MeanFlow (endpoint network, guidance in the target)", meanflow,
                                fmd::flowmap::MeanFlow<S, fmd::time_sampler::LogitNormal>({.fraction_unequal = 0.25, .p = 1.0, .omega = o.omega},
                                                                                          fmd::time_sampler::LogitNormal(0.4, 1.0, 0.0, 0.995)));
+    const double sc_secs = fit("shortcut (endpoint network)", shortcut, fmd::flowmap::Shortcut<S>({.max_steps = 128, .t_max = 0.995}));
 
     // Samples from the same noise; columns y·per_class … have label y.
     Matrix<S> noise(dim, n), work;
@@ -153,6 +155,14 @@ void fashion_part(const FashionOptions& o, fmd::Rng& rng) {
             panels.push_back(fashion::grid_panel(x, static_cast<int>(o.per_class), 8, side));
             titles.push_back("MeanFlow, " + std::to_string(k) + " NFE");
         }
+    }
+    std::printf(" |\n| shortcut, guided (accuracy / feature SW2) | %.0f |", sc_secs);
+    fmd::Guided<S, decltype(shortcut)> guided_shortcut(shortcut, sc_inner.null_label(), o.omega, labels);
+    for (long k : {1L, 2L, 4L, 8L}) {
+        x = noise;
+        fmd::sample_flow_map(guided_shortcut, x, fmd::grid::uniform(k), work);
+        score(x, acc, sw);
+        std::printf(" %.1f %% / %.2f |", 100 * acc, sw);
     }
     std::printf(" |\n| CFM, x1 (Euler; 100: midpoint) | %.0f |", cfm_secs);
     for (long k : {1L, 2L, 4L, 8L}) {

@@ -168,6 +168,12 @@ TEST_CASE("Shortcut: self-consistency targets average two half steps; flow match
     }
     CHECK(net.forwards == 3);  // two bootstrap passes on the self-consistency columns, one training pass
     CHECK_THROWS_WITH(fmd::flowmap::Shortcut<double>({.max_steps = 12}), Catch::Contains("'max_steps'"));
+    CHECK_THROWS_WITH(fmd::flowmap::Shortcut<double>({.t_max = 0.0}), Catch::Contains("'t_max'"));
+    // Flow-matching times below t_max (networks singular at t = 1 train with t_max < 1).
+    fmd::flowmap::Shortcut<double> bounded({.max_steps = 8, .fraction_self = 0.0, .t_max = 0.3});
+    bounded.value_and_gradients(net, Path{}, z, eps, {}, rng);
+    CHECK(bounded.last_t().maxCoeff() < 0.3);
+    CHECK(bounded.last_t().maxCoeff() > 0.2);
 }
 
 TEST_CASE("Consistency training: target f(x_b, t_b) on the next level, f(x, 1) = x, weight 1/(σ_i − σ_{i+1})", "[flowmap][consistency]") {

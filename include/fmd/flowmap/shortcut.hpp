@@ -28,6 +28,9 @@ namespace fmd::flowmap {
 struct ShortcutOptions {
     long max_steps = 128;           ///< M: the finest step is 1/M (a power of two >= 2)
     double fraction_self = 0.25;    ///< fraction of each batch trained on self-consistency targets
+    /// Flow-matching times are uniform in [0, t_max): below 1 for networks singular at t = 1
+    /// (flowmap::EndpointFlowMap).
+    double t_max = 1.0;
 };
 
 /// The shortcut-model objective (train::Objective) for a TwoTimeNetwork on a Gaussian path.
@@ -40,6 +43,7 @@ public:
             detail::fail(where, "max_steps", "must be a power of two in [2, 2^30], got ", options_.max_steps);
         if (!(options_.fraction_self >= 0.0 && options_.fraction_self <= 1.0))
             detail::fail(where, "fraction_self", "must lie in [0, 1], got ", options_.fraction_self);
+        if (!(options_.t_max > 0.0 && options_.t_max <= 1.0)) detail::fail(where, "t_max", "must lie in (0, 1], got ", options_.t_max);
         levels_ = std::countr_zero(static_cast<std::uint64_t>(options_.max_steps));
     }
 
@@ -65,7 +69,7 @@ public:
                 r_(j) = S(static_cast<double>(k + 1) / static_cast<double>(cells));
                 half_(j) = S(0.5 / static_cast<double>(cells));
             } else {
-                t_(j) = S(uniform01(rng));
+                t_(j) = S(options_.t_max * uniform01(rng));
                 r_(j) = t_(j);
             }
             const PathCoefficients c = path.coefficients(static_cast<double>(t_(j)));
