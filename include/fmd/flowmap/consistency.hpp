@@ -151,6 +151,11 @@ struct ConsistencyLevels {
     }
 };
 
+/// The pseudo-Huber c: the option, or 0.00054·√dim (the improved recipe's default).
+inline double huber_c(const flowmap::ConsistencyOptions& o, Eigen::Index dim) {
+    return o.huber_c > 0.0 ? o.huber_c : 0.00054 * std::sqrt(static_cast<double>(dim));
+}
+
 inline void check_consistency_options(std::string_view where, const flowmap::ConsistencyOptions& o) {
     if (o.s0 < 1) fail(where, "s0", "must be >= 1, got ", o.s0);
     if (o.s1 < o.s0 || o.s1 > 1'000'000) fail(where, "s1", "must lie in [s0, 10^6], got ", o.s1);
@@ -239,8 +244,7 @@ public:
         }
         loss_.targets(net);
         ++step_;
-        const double c = options_.huber_c > 0.0 ? options_.huber_c : 0.00054 * std::sqrt(static_cast<double>(d));
-        return loss_.value_and_backward(net, c);
+        return loss_.value_and_backward(net, detail::huber_c(options_, d));
     }
 
 private:
@@ -283,8 +287,7 @@ public:
         loss_.tb.setConstant(S(tb));
         loss_.lambda.setConstant(S(1.0 / (levels_.sigma[i] - levels_.sigma[i + 1])));
         loss_.targets(net);
-        const double c = options_.huber_c > 0.0 ? options_.huber_c : 0.00054 * std::sqrt(static_cast<double>(d));
-        return loss_.value_and_backward(net, c);
+        return loss_.value_and_backward(net, detail::huber_c(options_, d));
     }
 
 private:

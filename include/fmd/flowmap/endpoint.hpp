@@ -15,6 +15,7 @@
 
 #include <fmd/core/error.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/flowmap/flow_map.hpp>
 #include <fmd/field/concepts.hpp>
 #include <fmd/nn/concepts.hpp>
 
@@ -90,9 +91,7 @@ private:
             t_.resize(n);
         }
         n_ = -1;
-        if (labels.empty()) net_->forward(x, t, r, Out<S>(d_.leftCols(n)));
-        else if constexpr (requires { net_->forward(x, t, r, labels, Out<S>(d_.leftCols(n))); }) net_->forward(x, t, r, labels, Out<S>(d_.leftCols(n)));
-        else detail::fail(where, "labels", "need an inner network with forward(x, t, r, labels, out)");
+        fmd::detail::two_time_forward<S>(where, *net_, x, t, r, labels, Out<S>(d_.leftCols(n)));
         x_.leftCols(n) = x;
         t_.leftCols(n) = t;
         for (Eigen::Index j = 0; j < n; ++j) out.col(j) = (d_.col(j) - x.col(j)) / (S(1) - t(j));

@@ -73,6 +73,15 @@ private:
 };
 
 namespace detail {
+/// The training forward of a two-time network at per-sample (t, r), labelled when labels are given
+/// (and the network takes them; otherwise an error naming 'labels' from `where`).
+template <class S, class Net>
+void two_time_forward(std::string_view where, Net& net, In<S> x, const RowIn<S>& t, const RowIn<S>& r, Labels labels, Out<S> out) {
+    if (labels.empty()) net.forward(x, t, r, out);
+    else if constexpr (requires { net.forward(x, t, r, labels, out); }) net.forward(x, t, r, labels, out);
+    else fail(where, "labels", "need a network with forward(x, t, r, labels, out)");
+}
+
 inline void check_jump(std::string_view where, double t, double r) {
     if (!(t >= 0.0 && t <= 1.0)) fail(where, "t", "must lie in [0, 1], got ", t);
     if (!(r >= 0.0 && r <= 1.0)) fail(where, "r", "must lie in [0, 1], got ", r);

@@ -20,6 +20,7 @@
 #include <fmd/core/error.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/flowmap/flow_map.hpp>
 #include <fmd/loss/time_sampler.hpp>
 #include <fmd/nn/concepts.hpp>
 #include <fmd/path/concepts.hpp>
@@ -99,13 +100,7 @@ public:
         }
         if (!labels.empty()) guide(net, labels);
 
-        if (labels.empty()) net.forward(In<S>(xt_), t_, r_, Out<S>(pred_));
-        else {
-            if constexpr (requires { net.forward(In<S>(xt_), t_, r_, labels, Out<S>(pred_)); })
-                net.forward(In<S>(xt_), t_, r_, labels, Out<S>(pred_));
-            else
-                detail::fail("flowmap::MeanFlow", "labels", "need a network with forward(x, t, r, labels, out)");
-        }
+        fmd::detail::two_time_forward<S>("flowmap::MeanFlow", net, In<S>(xt_), t_, r_, labels, Out<S>(pred_));
         net.tangent(In<S>(v_), 1.0, 0.0, Out<S>(target_));  // d/dt ū along (v, 1, 0)
         for (Eigen::Index j = 0; j < n; ++j) target_.col(j) = v_.col(j) + (r_(j) - t_(j)) * target_.col(j);
 

@@ -20,6 +20,7 @@
 #include <fmd/core/error.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/flowmap/flow_map.hpp>
 #include <fmd/nn/concepts.hpp>
 #include <fmd/path/concepts.hpp>
 
@@ -109,9 +110,7 @@ private:
 
     template <class Net>
     static void forward(Net& net, In<S> x, const RowIn<S>& t, const RowIn<S>& r, Labels labels, Out<S> out) {
-        if (labels.empty()) net.forward(x, t, r, out);
-        else if constexpr (requires { net.forward(x, t, r, labels, out); }) net.forward(x, t, r, labels, out);
-        else detail::fail("flowmap::Shortcut", "labels", "need a network with forward(x, t, r, labels, out)");
+        fmd::detail::two_time_forward<S>("flowmap::Shortcut", net, x, t, r, labels, out);
     }
 
     void resize(Eigen::Index d, Eigen::Index n) {
