@@ -32,3 +32,38 @@
 #include <fmd/schedule/schedules.hpp>
 #include <fmd/solver/solvers.hpp>
 #include <fmd/train/train.hpp>
+
+/// \file
+/// Umbrella header: every public header except `<fmd/data/idx.hpp>` (zlib) and `<fmd/train/mpi.hpp>` (MPI).
+
+/// \namespace fmd
+/// Flow matching and diffusion: batch types, errors, randomness, probability paths, fields, samplers.
+/// A batch is a dim × n matrix, one column per sample; t = 0 is noise, t = 1 is data (theory.md §1).
+/// \namespace fmd::schedule
+/// Schedules α_t, β_t and their derivatives (theory.md §4).
+/// \namespace fmd::loss
+/// Regression losses, time weightings and distances (theory.md §6).
+/// \namespace fmd::time_sampler
+/// Training-time samplers: uniform, logit-normal, discrete (theory.md §6.8).
+/// \namespace fmd::solver
+/// ODE and SDE steppers and their concepts (theory.md §2, §7).
+/// \namespace fmd::grid
+/// Time grids 0 = t_0 < … < t_N = 1 for the samplers.
+/// \namespace fmd::metrics
+/// Distances between sample sets and the straightness of a flow (theory.md §9.2).
+/// \namespace fmd::coupling
+/// Minibatch couplings between noise and data: independent, exact OT, Sinkhorn (theory.md §9.1).
+/// \namespace fmd::flowmap
+/// One- and few-step models: flow maps, MeanFlow, shortcut and consistency objectives (theory.md §9.3–§9.5).
+/// \namespace fmd::nn
+/// Networks, layers, optimizers and learning-rate schedules.
+/// \namespace fmd::nn::impl
+/// Shared implementation of nn::Adam and nn::AdamW; use those.
+/// \namespace fmd::train
+/// Trainer, fit loop and callbacks, checkpoints, reflow pairs (theory.md §6, §9.6).
+/// \namespace fmd::train::ckpt
+/// Byte-level pieces of the checkpoint and pair-file formats: checksum, writer, bounds-checked reader.
+/// \namespace fmd::data
+/// Toy distributions, finite data sets and the IDX reader / writer.
+/// \namespace fmd::mpi
+/// Data-parallel training over MPI (`<fmd/train/mpi.hpp>`, target fmd::mpi).
