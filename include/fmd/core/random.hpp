@@ -25,6 +25,7 @@ double uniform01(G& rng) {
 /// Standard normal draws by Box–Muller, two at a time, cached in the object.
 class NormalSampler {
 public:
+    /// One N(0, 1) draw; every second call returns the cached partner of the previous pair.
     template <class G>
     double operator()(G& rng) {
         if (has_spare_) {
@@ -37,6 +38,7 @@ public:
         has_spare_ = true;
         return r * std::cos(a);
     }
+    /// Drops the cached draw, so the next call draws a fresh pair from the generator.
     void reset() { has_spare_ = false; }
 
 private:
@@ -52,6 +54,7 @@ void fill_normal(Eigen::DenseBase<Derived>& out, G& rng) {
     for (Eigen::Index j = 0; j < out.cols(); ++j)
         for (Eigen::Index i = 0; i < out.rows(); ++i) out(i, j) = static_cast<S>(normal(rng));
 }
+/// Overload for temporary blocks such as `x.leftCols(5)`.
 template <class Derived, class G>
 void fill_normal(Eigen::DenseBase<Derived>&& out, G& rng) {
     fill_normal(out, rng);

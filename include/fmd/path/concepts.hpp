@@ -12,6 +12,16 @@ namespace fmd {
 /// α, β, α̇, β̇ at one time (theory.md §1.2), and ββ̇, which stays finite where β → 0 and
 /// β̇ → −∞ (VP, Sqrt at t = 1: theory.md §4.2, §5.3).
 struct PathCoefficients {
+    /// \var PathCoefficients::alpha
+    /// α_t.
+    /// \var PathCoefficients::beta
+    /// β_t.
+    /// \var PathCoefficients::d_alpha
+    /// α̇_t.
+    /// \var PathCoefficients::d_beta
+    /// β̇_t.
+    /// \var PathCoefficients::beta_d_beta
+    /// β_t β̇_t (finite where β̇ is not).
     double alpha, beta, d_alpha, d_beta, beta_d_beta;
     /// D_t = α̇β − αβ̇ (theory.md §1.2).
     double D() const { return d_alpha * beta - alpha * d_beta; }

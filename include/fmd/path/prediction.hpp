@@ -4,6 +4,7 @@
 
 namespace fmd {
 
+/// What a network or field predicts at (x, t); conversions between them: fmd::conversion (theory.md §5.2).
 enum class Prediction {
     velocity,  ///< u_t(x)               (flow matching, CFM loss)
     score,     ///< s_t(x) = ∇log p_t(x)  (score matching, CSM loss)
@@ -11,6 +12,7 @@ enum class Prediction {
     x1,        ///< x̂1 = E[z | X_t = x]   (data prediction, denoiser)
 };
 
+/// The enumerator's name ("velocity", "score", "epsilon", "x1"), used in error messages.
 constexpr std::string_view name(Prediction p) {
     switch (p) {
         case Prediction::velocity: return "velocity";

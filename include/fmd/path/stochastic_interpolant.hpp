@@ -21,6 +21,9 @@
 
 namespace fmd {
 
+/// Stochastic interpolant x_t = α_t z + β_t ε + γ_t ξ with latent noise γ_t = a·t(1 − t), ξ ~ N(0, I)
+/// per sample (theory.md §1, [AV23]). A ProbabilityPath but not a Gaussian one: trains with the CFM
+/// loss only; its marginal velocity is that of the Gaussian path equivalent_schedule().
 template <schedule::Schedule Sched>
 class StochasticInterpolant {
 public:
@@ -28,9 +31,13 @@ public:
     explicit StochasticInterpolant(Sched s = {}, double a = 1.0) : schedule_(std::move(s)), a_(a) {
         if (!(a >= 0.0) || !std::isfinite(a)) detail::fail("StochasticInterpolant", "a", "must be finite and >= 0, got ", a);
     }
+    /// The schedule α_t, β_t.
     const Sched& schedule() const { return schedule_; }
+    /// a, the scale of the latent noise.
     double latent_scale() const { return a_; }
+    /// γ_t = a·t(1 − t).
     double gamma(double t) const { return a_ * t * (1.0 - t); }
+    /// γ̇_t = a·(1 − 2t).
     double d_gamma(double t) const { return a_ * (1.0 - 2.0 * t); }
 
     /// ProbabilityPath: x_t and u_t per column, ξ drawn from rng (column by column, one coordinate after another).
@@ -59,14 +66,20 @@ public:
 
     /// The Gaussian schedule with the same marginal velocity: α_t and β̄_t = √(β_t² + γ_t²).
     struct Equivalent {
+        /// The interpolant's schedule α_t, β_t.
         Sched s;
+        /// The latent scale a.
         double a;
+        /// α_t of the interpolant.
         double alpha(double t) const { return static_cast<double>(s.alpha(t)); }
+        /// β̄_t = √(β_t² + γ_t²).
         double beta(double t) const {
             const double b = static_cast<double>(s.beta(t)), g = a * t * (1.0 - t);
             return std::sqrt(b * b + g * g);
         }
+        /// α̇_t of the interpolant.
         double d_alpha(double t) const { return static_cast<double>(s.d_alpha(t)); }
+        /// d/dt β̄_t = (ββ̇ + γγ̇)/β̄; −√(β̇² + γ̇²) where β̄ = 0.
         double d_beta(double t) const {
             const double bb = beta(t);
             if (bb != 0.0) return beta_d_beta(t) / bb;
@@ -80,6 +93,7 @@ public:
             return b * static_cast<double>(s.d_beta(t)) + g * a * (1.0 - 2.0 * t);
         }
     };
+    /// The Gaussian schedule (α_t, β̄_t) whose path has the same marginal velocity: an exact oracle for tests.
     Equivalent equivalent_schedule() const { return {schedule_, a_}; }
 
 private:

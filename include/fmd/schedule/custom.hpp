@@ -19,12 +19,17 @@ struct Derived {};
 template <class Alpha, class Beta, class DAlpha = Derived, class DBeta = Derived>
 class Custom {
 public:
+    /// Stores α, β and, when given, their derivatives (Derived: by dual numbers).
     Custom(Alpha a, Beta b, DAlpha da = {}, DBeta db = {})
         : a_(std::move(a)), b_(std::move(b)), da_(std::move(da)), db_(std::move(db)) {}
 
+    /// α_t = alpha(t).
     double alpha(double t) const { return static_cast<double>(a_(t)); }
+    /// β_t = beta(t).
     double beta(double t) const { return static_cast<double>(b_(t)); }
+    /// α̇_t: the given d_alpha(t), or alpha's derivative by dual numbers.
     double d_alpha(double t) const { return derivative(a_, da_, t); }
+    /// β̇_t: the given d_beta(t), or beta's derivative by dual numbers.
     double d_beta(double t) const { return derivative(b_, db_, t); }
 
 private:
