@@ -22,6 +22,8 @@
 
 namespace fmd::coupling {
 
+/// Exact linear assignment solver (LAPJV for square problems, shortest augmenting paths for m > n);
+/// workspaces are kept between calls, so repeated solves of one size allocate nothing.
 class Assignment {
 public:
     /// Solves for the m x n cost matrix (column-major: column j holds the costs of data point j

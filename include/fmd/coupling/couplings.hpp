@@ -53,7 +53,9 @@ concept Coupling = requires(const C& cc, C& c, Eigen::Index b, const Matrix<S>& 
 
 /// Independent pairs: eps = the first B pool columns.
 struct Independent {
+    /// Noise columns wanted per batch of `batch` data columns: `batch`.
     Eigen::Index pool_size(Eigen::Index batch) const { return batch; }
+    /// eps = the first z.cols() columns of `pool` (d × pool_size(B)); `z` is the d × B data batch.
     template <class S, class Z, class G>
     void couple(const Matrix<S>& pool, const Z& z, std::span<const int>, Matrix<S>& eps, G&) {
         eps = pool.leftCols(z.cols());
@@ -141,6 +143,7 @@ struct ClassBlocks {
 };
 }  // namespace detail
 
+/// Options of ExactOT.
 struct ExactOTOptions {
     Eigen::Index pool_factor = 1;  ///< noise draws per data column (≥ 1)
 };
@@ -149,11 +152,16 @@ struct ExactOTOptions {
 template <class S>
 class ExactOT {
 public:
+    /// Throws fmd::invalid_argument naming 'pool_factor' when it is < 1.
     explicit ExactOT(ExactOTOptions options = {}) : opt_(options) {
         if (opt_.pool_factor < 1) fmd::detail::fail("coupling::ExactOT", "pool_factor", "must be >= 1, got ", opt_.pool_factor);
     }
+    /// Noise columns per batch: batch × pool_factor.
     Eigen::Index pool_size(Eigen::Index batch) const { return batch * opt_.pool_factor; }
 
+    /// Writes to eps (d × B) the pool columns assigned to the data columns of `z` by minimizing Σ_j ‖ε_j − z_j‖²
+    /// (theory.md §9.1); with labels (one per column, or empty) assignments stay within each class.
+    /// Throws fmd::invalid_argument on mismatched shapes or a pool of the wrong size.
     template <class Z, class G>
     void couple(const Matrix<S>& pool, const Z& z, std::span<const int> labels, Matrix<S>& eps, G& /*rng*/) {
         constexpr const char* where = "coupling::ExactOT::couple";
@@ -178,6 +186,7 @@ private:
     double last_cost_ = 0;
 };
 
+/// Options of Sinkhorn.
 struct SinkhornOptions {
     double epsilon = 0.05;          ///< entropic regularization ε (> 0), in the units of the squared distance
     double tolerance = 1e-4;        ///< stop when Σ_i |row marginal_i − 1/m| ≤ tolerance (total mass 1)
@@ -191,6 +200,7 @@ struct SinkhornOptions {
 template <class S>
 class Sinkhorn {
 public:
+    /// Throws fmd::invalid_argument naming 'epsilon', 'tolerance', 'max_iterations' or 'pool_factor' when out of range.
     explicit Sinkhorn(SinkhornOptions options = {}) : opt_(options) {
         constexpr const char* where = "coupling::Sinkhorn";
         if (!(opt_.epsilon > 0.0) || !std::isfinite(opt_.epsilon)) fmd::detail::fail(where, "epsilon", "must be finite and > 0, got ", opt_.epsilon);
@@ -198,8 +208,12 @@ public:
         if (opt_.max_iterations < 1) fmd::detail::fail(where, "max_iterations", "must be >= 1, got ", opt_.max_iterations);
         if (opt_.pool_factor < 1) fmd::detail::fail(where, "pool_factor", "must be >= 1, got ", opt_.pool_factor);
     }
+    /// Noise columns per batch: batch × pool_factor.
     Eigen::Index pool_size(Eigen::Index batch) const { return batch * opt_.pool_factor; }
 
+    /// Writes to eps (d × B) one pool column per data column of `z`, drawn from the entropic plan π(· | j)
+    /// (theory.md §9.1); with labels, within each class. Throws fmd::numerical_error naming
+    /// 'max_iterations' when Sinkhorn does not converge.
     template <class Z, class G>
     void couple(const Matrix<S>& pool, const Z& z, std::span<const int> labels, Matrix<S>& eps, G& rng) {
         constexpr const char* where = "coupling::Sinkhorn::couple";
@@ -259,8 +273,11 @@ public:
             for (Eigen::Index i = 0; i < m; ++i) transport += std::exp((f_(i) + g_(j) - cost(i, j)) / opt_.epsilon) * cost(i, j);
         return transport;
     }
+    /// Row potentials f of the last solve (the first m entries are valid).
     const Vector<double>& f() const { return f_; }
+    /// Column potentials g of the last solve (the first n entries are valid).
     const Vector<double>& g() const { return g_; }
+    /// Sinkhorn sweeps of the last solve() or couple(), summed over its class blocks.
     long iterations() const { return iterations_; }
     /// Σ_j ‖ε_j − z_j‖² of the pairs drawn by the last couple().
     double last_cost() const { return last_cost_; }

@@ -11,17 +11,21 @@
 
 namespace fmd::data {
 
+/// A finite data set z_1 … z_M sampled with replacement (a train::DataSource).
 template <class S>
 class Dataset {
 public:
-    /// points: d x M, one sample per column.
-    /// points: d x M, finite (a NaN in the data would poison every step that draws it).
+    /// points: d x M, one sample per column, finite (a NaN in the data would poison every step that draws it);
+    /// throws fmd::invalid_argument naming 'points' when empty or not finite.
     explicit Dataset(Matrix<S> points) : points_(std::move(points)) {
         detail::require_nonempty("data::Dataset", "points", points_);
         detail::require_finite("data::Dataset", "points", points_);
     }
+    /// The points, d × M.
     const Matrix<S>& points() const { return points_; }
+    /// d, the dimension of a point.
     Eigen::Index dim() const { return points_.rows(); }
+    /// M, the number of points.
     Eigen::Index size() const { return points_.cols(); }
 
     /// Fills each column of out with a uniformly chosen point (with replacement). No allocation.
@@ -51,9 +55,13 @@ public:
         for (int y : labels_)
             if (y < 0) detail::fail("data::LabelledDataset", "labels", "must be >= 0, got ", y);
     }
+    /// The points, d × M.
     const Matrix<S>& points() const { return data_.points(); }
+    /// The labels, one per point.
     const std::vector<int>& labels() const { return labels_; }
+    /// d, the dimension of a point.
     Eigen::Index dim() const { return data_.dim(); }
+    /// M, the number of points.
     Eigen::Index size() const { return data_.size(); }
 
     /// Fills column j of out with a uniformly chosen point and labels[j] with its label. No allocation.

@@ -41,7 +41,7 @@ namespace fmd::data {
 
 /// The raw content of an IDX file of unsigned bytes: sizes per dimension and the elements.
 struct IdxArray {
-    std::vector<std::uint32_t> dims;
+    std::vector<std::uint32_t> dims;  ///< size per dimension, outermost first
     std::vector<std::uint8_t> data;  ///< Π dims bytes, row-major
     /// Π dims; throws fmd::invalid_argument naming 'dims' when the product overflows size_t.
     std::size_t count() const {
@@ -55,6 +55,7 @@ struct IdxArray {
     }
 };
 
+/// How load_idx maps a byte v ∈ [0, 255] to a pixel value.
 enum class PixelScale {
     symmetric,  ///< v/127.5 − 1 ∈ [−1, 1]
     unit,       ///< v/255 ∈ [0, 1]
@@ -273,6 +274,10 @@ template <class S>
 struct LabelledImages {
     Matrix<S> images;         ///< (rows·cols) x n, scaled per PixelScale
     std::vector<int> labels;  ///< n class indices
+    /// \var LabelledImages::rows
+    /// Image height in pixels.
+    /// \var LabelledImages::cols
+    /// Image width in pixels.
     Eigen::Index rows = 0, cols = 0;
 };
 

@@ -12,8 +12,8 @@ namespace fmd::data {
 /// The checkerboard of the seed notebook: a `cells` x `cells` board on [−half, half]², uniform on
 /// the squares whose column i and row j satisfy (i + j) odd.
 struct Checkerboard {
-    int cells = 4;
-    double half = 4.0;
+    int cells = 4;      ///< squares per side
+    double half = 4.0;  ///< the board covers [−half, half]²
 
     /// True when (x, y) lies on a filled square (the quality figure of the checkerboard example).
     bool filled(double x, double y) const {
@@ -48,7 +48,12 @@ struct Checkerboard {
 /// Two interleaving half circles with Gaussian jitter `noise` (scikit-learn's make_moons layout,
 /// scaled by `scale`).
 struct TwoMoons {
+    /// \var TwoMoons::noise
+    /// Standard deviation of the Gaussian jitter, before scaling.
+    /// \var TwoMoons::scale
+    /// Factor applied to both coordinates.
     double noise = 0.05, scale = 2.0;
+    /// Fills the 2 × n `out` with draws; throws fmd::invalid_argument naming 'out' unless it has 2 rows.
     template <Dense O, class G>
     void sample(O&& out, G& rng) const {
         if (out.rows() != 2) detail::fail("data::TwoMoons::sample", "out", "must be 2 x n, got ", out.rows(), " rows");

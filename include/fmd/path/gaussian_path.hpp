@@ -14,6 +14,10 @@ namespace fmd {
 
 /// out = a·x + b·in: every conversion of theory.md §5.2 has this form.
 struct Affine {
+    /// \var Affine::a
+    /// Coefficient of x.
+    /// \var Affine::b
+    /// Coefficient of the input prediction.
     double a, b;
 };
 
@@ -76,16 +80,23 @@ Affine conversion(const Path& path, Prediction from, Prediction to, double t) {
     return conversion(static_cast<PathCoefficients>(path.coefficients(t)), from, to, t);
 }
 
+/// Gaussian probability path x_t = α_t z + β_t ε from noise ε (t = 0) to data z (t = 1) for any
+/// Schedule (theory.md §3.2–§3.4): sampling, conditional velocity and score, and the exact
+/// prediction conversions (theory.md §5.2). A GaussianProbabilityPath; a few doubles, held by value.
 template <schedule::Schedule Sched>
 class GaussianPath {
 public:
-    using schedule_type = Sched;
+    using schedule_type = Sched;  ///< the schedule type
 
+    /// A default-constructed schedule.
     GaussianPath() = default;
+    /// The path of schedule `s`.
     explicit GaussianPath(Sched s) : schedule_(std::move(s)) {}
 
+    /// The schedule α_t, β_t.
     const Sched& schedule() const { return schedule_; }
 
+    /// α_t, β_t, α̇_t, β̇_t and ββ̇ at t (the schedule's own beta_d_beta where it has one).
     PathCoefficients coefficients(double t) const {
         PathCoefficients c{static_cast<double>(schedule_.alpha(t)), static_cast<double>(schedule_.beta(t)),
                            static_cast<double>(schedule_.d_alpha(t)), static_cast<double>(schedule_.d_beta(t)), 0.0};
