@@ -17,9 +17,12 @@ namespace fmd {
 template <class Path, class F>
 class Reparameterized {
 public:
+    /// Holds `path` by value and `field` by reference; the field predicts `from`, calls return `to`.
     Reparameterized(Path path, F& field, Prediction from, Prediction to)
         : path_(std::move(path)), field_(&field), from_(from), to_(to) {}
 
+    /// out = a_t x + b_t f(x, t) for the batch x (dim × n) at time t; throws fmd::invalid_argument naming 't'
+    /// at a singular point of the conversion (theory.md §5.3).
     template <class S>
     void operator()(const Eigen::Ref<const Matrix<S>>& x, double t, Eigen::Ref<Matrix<S>> out) {
         const Affine m = fmd::conversion(path_, from_, to_, t);  // throws at singular points
@@ -51,10 +54,13 @@ Reparameterized<Path, F> reparameterize(const Path& path, F& field, Prediction f
 
 /// σ_t ≡ c (theory.md §7.7).
 struct ConstantSigma {
+    /// σ, ≥ 0.
     double value = 0.0;
+    /// Throws fmd::invalid_argument naming 'sigma' unless c is finite and ≥ 0.
     explicit ConstantSigma(double c) : value(c) {
         if (!(c >= 0.0) || !std::isfinite(c)) detail::fail("ConstantSigma", "sigma", "must be finite and >= 0, got ", c);
     }
+    /// σ_t = c for every t.
     double operator()(double) const { return value; }
 };
 
@@ -63,8 +69,11 @@ struct ConstantSigma {
 template <class Path, class F, SigmaPolicy Sigma>
 class SdeDrift {
 public:
+    /// Holds `path` by value, the velocity field by reference, the σ policy by value.
     SdeDrift(Path path, F& velocity, Sigma sigma) : path_(std::move(path)), field_(&velocity), sigma_(std::move(sigma)) {}
 
+    /// out = u(x, t) + σ_t²/2 · s(x, t), s from u through the path (theory.md §7.6); throws
+    /// fmd::invalid_argument naming 't' where the velocity-to-score conversion is singular (σ_t > 0 only).
     template <class S>
     void operator()(const Eigen::Ref<const Matrix<S>>& x, double t, Eigen::Ref<Matrix<S>> out) {
         (*field_)(x, t, out);
@@ -73,6 +82,7 @@ public:
         const Affine m = fmd::conversion(path_, Prediction::velocity, Prediction::score, t);
         out = S(1.0 + half_var * m.b) * out + S(half_var * m.a) * x;
     }
+    /// The σ_t policy.
     const Sigma& sigma() const { return sigma_; }
 
 private:
@@ -86,8 +96,10 @@ private:
 template <class S, class U, class Sc, SigmaPolicy Sigma>
 class SdeDriftFromScore {
 public:
+    /// Holds both fields by reference and the σ policy by value.
     SdeDriftFromScore(U& velocity, Sc& score, Sigma sigma) : u_(&velocity), s_(&score), sigma_(std::move(sigma)) {}
 
+    /// out = u(x, t) + σ_t²/2 · s(x, t) for the batch x (dim × n); two NFE unless σ_t = 0.
     void operator()(const Eigen::Ref<const Matrix<S>>& x, double t, Eigen::Ref<Matrix<S>> out) {
         (*u_)(x, t, out);
         const double half_var = 0.5 * sigma_(t) * sigma_(t);
@@ -96,6 +108,7 @@ public:
         (*s_)(x, t, Eigen::Ref<Matrix<S>>(buffer_));
         out += S(half_var) * buffer_;
     }
+    /// The σ_t policy.
     const Sigma& sigma() const { return sigma_; }
 
 private:

@@ -24,6 +24,8 @@ namespace fmd {
 template <class S>
 class LabelledMixture {
 public:
+    /// component_class: the class of each component (K entries, classes 0 … C − 1, each used); throws
+    /// fmd::invalid_argument naming 'component_class' otherwise.
     LabelledMixture(GaussianMixture<S> mixture, std::vector<int> component_class)
         : mix_(std::move(mixture)), class_(std::move(component_class)) {
         constexpr std::string_view where = "LabelledMixture";
@@ -42,10 +44,15 @@ public:
         for (std::size_t k = 0; k < K; ++k) cumulative_.push_back(acc += static_cast<double>(mix_.weights()(static_cast<Eigen::Index>(k))));
     }
 
+    /// The whole mixture p(z).
     const GaussianMixture<S>& mixture() const { return mix_; }
+    /// The class of each component.
     const std::vector<int>& component_class() const { return class_; }
+    /// C, the number of classes.
     int classes() const { return classes_; }
+    /// The null label ∅ = C.
     int null_label() const { return classes_; }
+    /// The data dimension d.
     Eigen::Index dim() const { return mix_.dim(); }
 
     /// p(z | y): the components of class y with renormalized weights; y = null_label() gives p(z).
@@ -99,25 +106,36 @@ private:
 template <class Path, class S>
 class ConditionalMixtureOracle {
 public:
+    /// Builds one MixtureOracle per class and one for ∅; the path is copied.
     ConditionalMixtureOracle(const Path& path, const LabelledMixture<S>& data) : classes_(data.classes()) {
         oracles_.reserve(static_cast<std::size_t>(classes_ + 1));
         for (int y = 0; y <= classes_; ++y) oracles_.emplace_back(path, data.class_mixture(y));
     }
 
+    /// C, the number of classes.
     int classes() const { return classes_; }
+    /// The null label ∅ = C.
     int null_label() const { return classes_; }
     /// The oracle of class y (y = null_label(): the unconditional one).
     MixtureOracle<Path, S>& oracle(int y) { return oracles_[index(y, "y")]; }
 
+    /// u_t(x|y) per column (theory.md §8.1); labels: one per column of x, each in [0, C] (C = ∅),
+    /// else fmd::invalid_argument naming 'labels'.
     void velocity(In<S> x, double t, Labels labels, Out<S> out) { dispatch(&MixtureOracle<Path, S>::velocity, x, t, labels, out); }
+    /// s_t(x|y) = ∇log p_t(x|y) per column; labels as in velocity().
     void score(In<S> x, double t, Labels labels, Out<S> out) { dispatch(&MixtureOracle<Path, S>::score, x, t, labels, out); }
+    /// x̂1 = E[z | x_t = x, y] per column; labels as in velocity().
     void x1(In<S> x, double t, Labels labels, Out<S> out) { dispatch(&MixtureOracle<Path, S>::x1, x, t, labels, out); }
+    /// ε̂ = E[ε | x_t = x, y] per column; labels as in velocity().
     void epsilon(In<S> x, double t, Labels labels, Out<S> out) { dispatch(&MixtureOracle<Path, S>::epsilon, x, t, labels, out); }
+    /// The velocity u_t(x|y): the ConditionalField call.
     void operator()(In<S> x, double t, Labels labels, Out<S> out) { velocity(x, t, labels, out); }
 
+    /// A ConditionalField lambda calling velocity() (holds this oracle by reference).
     auto velocity_field() {
         return [this](In<S> x, double t, Labels labels, Out<S> out) { velocity(x, t, labels, out); };
     }
+    /// A ConditionalField lambda calling score() (holds this oracle by reference).
     auto score_field() {
         return [this](In<S> x, double t, Labels labels, Out<S> out) { score(x, t, labels, out); };
     }

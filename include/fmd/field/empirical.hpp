@@ -11,6 +11,9 @@
 
 namespace fmd {
 
+/// Exact marginal fields of a Gaussian path whose data distribution is the empirical one of M
+/// training points (theory.md §8): x̂1 is a softmax-weighted mean of the points. The memorizing
+/// optimum of flow matching on a finite set; a test oracle.
 template <class Path, class S>
 class EmpiricalOracle {
 public:
@@ -18,6 +21,7 @@ public:
     EmpiricalOracle(const Path& path, Matrix<S> data) : path_(path), data_(std::move(data)), w_(data_.cols()), xhat_(data_.rows()) {
         detail::require_nonempty("EmpiricalOracle", "data", data_);
     }
+    /// The training points, d × M.
     const Matrix<S>& data() const { return data_; }
 
     /// x̂1 = Σ_m w_m z_m, w = softmax(−‖x − α z_m‖²/(2β²)).
@@ -48,6 +52,7 @@ public:
             out.col(j) = ib2 * (S(c.alpha) * xhat_ - x.col(j));
         }
     }
+    /// A VectorField lambda calling velocity() (holds this oracle by reference).
     auto velocity_field() {
         return [this](In<S> x, double t, Out<S> out) { velocity(x, t, out); };
     }

@@ -18,6 +18,8 @@ namespace fmd {
 template <class S>
 class GaussianMixture {
 public:
+    /// means d × K, stds K (≥ 0), weights K (> 0, normalized here); throws fmd::invalid_argument naming
+    /// 'means', 'stds' or 'weights' on a wrong size or a non-finite or out-of-range entry.
     GaussianMixture(Matrix<S> means, Vector<S> stds, Vector<S> weights)
         : means_(std::move(means)), stds_(std::move(stds)), weights_(std::move(weights)) {
         const auto K = means_.cols();
@@ -33,10 +35,15 @@ public:
         for (Eigen::Index k = 0; k < K; ++k) cumulative_[static_cast<std::size_t>(k)] = acc += static_cast<double>(weights_(k));
     }
 
+    /// d, the dimension.
     Eigen::Index dim() const { return means_.rows(); }
+    /// K, the number of components.
     Eigen::Index components() const { return means_.cols(); }
+    /// Component means μ_k, d × K.
     const Matrix<S>& means() const { return means_; }
+    /// Isotropic standard deviations s_k, K entries.
     const Vector<S>& stds() const { return stds_; }
+    /// Normalized weights π_k, K entries.
     const Vector<S>& weights() const { return weights_; }
 
     /// Fills every column of out (dim x n) with an independent draw.
@@ -79,11 +86,14 @@ private:
 template <class Path, class S>
 class MixtureOracle {
 public:
+    /// The path (copied) and the data mixture.
     MixtureOracle(const Path& path, GaussianMixture<S> mixture)
         : path_(path), mix_(std::move(mixture)), K_(mix_.components()), d_(mix_.dim()),
           log_norm_(K_), inv_v_(K_), c_(K_), w_(K_), gain_(K_), mu_t_(d_, K_), drift_(d_, K_), s_(d_) {}
 
+    /// The data mixture.
     const GaussianMixture<S>& mixture() const { return mix_; }
+    /// The path.
     const Path& path() const { return path_; }
 
     /// u_t(x) = Σ_k w_k [α̇ μ_k + c_k (x − α μ_k)] = Σ_k w_k drift_k + (Σ_k w_k c_k) x.
@@ -177,6 +187,7 @@ public:
     auto velocity_field() {
         return [this](In<S> x, double t, Out<S> out) { velocity(x, t, out); };
     }
+    /// A ScoreField lambda calling score() (holds this oracle by reference).
     auto score_field() {
         return [this](In<S> x, double t, Out<S> out) { score(x, t, out); };
     }

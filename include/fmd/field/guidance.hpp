@@ -39,6 +39,7 @@ class Guided {
 public:
     /// field: the conditional model; null_label: its ∅; w: guidance weight (finite).
     Guided(F& field, int null_label, double w) : field_(&field), null_(null_label) { set_weight(w); }
+    /// As above, with the labels of set_labels().
     Guided(F& field, int null_label, double w, Labels labels) : Guided(field, null_label, w) { set_labels(labels); }
 
     /// Labels for the next calls: one per column of x, or a single label used for every column.
@@ -47,14 +48,20 @@ public:
         if (labels.empty()) detail::fail("Guided::set_labels", "labels", "must hold one label per column (or one for all), got none");
         labels_.assign(labels.begin(), labels.end());
     }
+    /// One label y for every column.
     void set_label(int y) { set_labels(Labels(&y, 1)); }
+    /// The labels set last (one per column, or a single one for all).
     const std::vector<int>& labels() const { return labels_; }
 
+    /// Sets the guidance weight w (w = 1: the conditional field, w = 0: the unconditional one); throws
+    /// fmd::invalid_argument naming 'w' unless finite.
     void set_weight(double w) {
         if (!std::isfinite(w)) detail::fail("Guided", "w", "must be finite, got ", w);
         w_ = w;
     }
+    /// The guidance weight w.
     double weight() const { return w_; }
+    /// The wrapped field's null label ∅.
     int null_label() const { return null_; }
 
     /// ũ_t(x|y) into out (same shape as the field's output for x: rows of out × n).
