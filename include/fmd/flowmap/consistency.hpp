@@ -48,7 +48,11 @@ void consistency_endpoint(Net& net, In<S> x, double t, Out<S> out) {
 template <class S, class Net, class Path>
 class ConsistencyFlowMap {
 public:
+    /// Holds the consistency network (F, with f = x + (1 − t)F) by reference and the Gaussian path by value.
     ConsistencyFlowMap(Net& net, Path path) : net_(&net), path_(std::move(path)) {}
+    /// ū(x, t, r) for a dim × n batch, 0 ≤ t < r ≤ 1: the jump to the endpoint x̂ = f(x, t), re-noised to
+    /// level r with the noise implied by x (theory.md §9.3). Throws fmd::invalid_argument naming 'r'
+    /// when r = t, or 't' when β_t = 0.
     void operator()(In<S> x, double t, double r, Out<S> out) {
         constexpr std::string_view where = "flowmap::ConsistencyFlowMap";
         detail::check_jump(where, t, r);
@@ -103,12 +107,13 @@ SolveStats sample_consistency(Net& net, const Path& path, Matrix<S>& x, const st
     return stats;
 }
 
+/// Options of ConsistencyTraining and ConsistencyDistillation (theory.md §9.3).
 struct ConsistencyOptions {
     long s0 = 10;                  ///< initial number of discretization steps
     long s1 = 1280;                ///< final number (the curriculum doubles from s0 up to s1)
     long total_steps = 100000;     ///< training steps the curriculum spans (K)
     double p_mean = -1.1;          ///< log-normal noise-level sampling: log σ ~ N(p_mean, p_std²)
-    double p_std = 2.0;
+    double p_std = 2.0;  ///< standard deviation of log σ
     double huber_c = 0.0;          ///< pseudo-Huber c; 0 → 0.00054·√dim
     grid::EdmOptions edm{};        ///< σ range and ρ of the discretization
 };
@@ -172,9 +177,26 @@ namespace fmd::flowmap {
 /// gradient with respect to F_θ's output (f = x + (1 − t) F) into grad and runs backward.
 template <class S>
 struct ConsistencyLoss {
+    /// \var ConsistencyLoss::xa
+    /// x at level t_a, d × n.
+    /// \var ConsistencyLoss::xb
+    /// x at level t_b, d × n.
+    /// \var ConsistencyLoss::ta_f
+    /// F_θ(x_a, t_a), d × n.
+    /// \var ConsistencyLoss::target
+    /// The stop-gradient target f_θ(x_b, t_b), d × n.
+    /// \var ConsistencyLoss::grad
+    /// ∂L/∂F_θ(x_a, t_a), d × n.
     Matrix<S> xa, xb, ta_f, target, grad;
+    /// \var ConsistencyLoss::ta
+    /// Per-column levels t_a, 1 × n.
+    /// \var ConsistencyLoss::tb
+    /// Per-column levels t_b > t_a, 1 × n.
+    /// \var ConsistencyLoss::lambda
+    /// Per-column weights λ = 1/(σ_a − σ_b), 1 × n.
     Row<S> ta, tb, lambda;
 
+    /// Sizes the workspaces for a d × n batch (no allocation when the size is unchanged).
     void resize(Eigen::Index d, Eigen::Index n) {
         if (xa.rows() == d && xa.cols() == n) return;
         for (Matrix<S>* m : {&xa, &xb, &ta_f, &target, &grad}) m->resize(d, n);
@@ -182,12 +204,15 @@ struct ConsistencyLoss {
     }
 
     // target ← sg f_θ(xb, tb); f(x, 1) = x without a network call.
+    /// target ← f_θ(x_b, t_b) with no gradient (stop-gradient; f(x, 1) = x).
     template <class Net>
     void targets(Net& net) {
         net.forward(In<S>(xb), tb, Out<S>(target));
         for (Eigen::Index j = 0; j < xb.cols(); ++j) target.col(j) = xb.col(j) + (S(1) - tb(j)) * target.col(j);
     }
 
+    /// L = (1/n) Σ λ_j (√(‖Δ_j‖² + c²) − c) with Δ = f_θ(x_a, t_a) − target; runs the forward and the
+    /// backward pass (gradients accumulate into the network) and returns L.
     template <class Net>
     S value_and_backward(Net& net, double c) {
         const Eigen::Index n = xa.cols();
@@ -210,6 +235,7 @@ struct ConsistencyLoss {
 template <class S>
 class ConsistencyTraining {
 public:
+    /// Throws fmd::invalid_argument naming the option when s0, s1, total_steps, p_std, huber_c or the EDM range are invalid.
     explicit ConsistencyTraining(ConsistencyOptions options = {}) : options_(options) {
         detail::check_consistency_options("flowmap::ConsistencyTraining", options_);
     }
@@ -220,10 +246,16 @@ public:
         const long e = std::min(static_cast<long>(std::max<std::int64_t>(k, 0) / per), doublings);
         return std::min(options_.s1, options_.s0 << e);
     }
+    /// The training step k the curriculum is at.
     std::int64_t step() const { return step_; }
+    /// Sets the curriculum step (the trainer does on restore).
     void set_step(std::int64_t k) { step_ = k; }
+    /// The level times t_0 < … < t_N of the last step's discretization.
     const std::vector<double>& levels() const { return levels_.t; }
 
+    /// train::Objective: draws a level pair (t_i, t_{i+1}) per column, forms both points from the same
+    /// (z, ε) (dim × n each), and leaves ∂L/∂θ in the network; returns the loss. Labels must be empty
+    /// (fmd::invalid_argument naming 'labels'); the path must be Gaussian.
     template <class Net, class Path, class G>
     S value_and_gradients(Net& net, const Path& path, In<S> z, In<S> eps, Labels labels, G& rng) {
         static_assert(nn::check_network<Net>());
@@ -261,14 +293,18 @@ private:
 template <class S, class Teacher, class Stepper>
 class ConsistencyDistillation {
 public:
+    /// Holds the teacher field by reference and the stepper by value; throws as ConsistencyTraining's constructor.
     ConsistencyDistillation(Teacher& teacher, Stepper stepper, ConsistencyOptions options = {.s0 = 18})
         : teacher_(&teacher), stepper_(std::move(stepper)), options_(options) {
         static_assert(VectorField<Teacher, S>, "fmd::flowmap::ConsistencyDistillation: the teacher must be an fmd::VectorField");
         static_assert(solver::OdeStepper<Stepper>, "fmd::flowmap::ConsistencyDistillation: the stepper must model fmd::solver::OdeStepper");
         detail::check_consistency_options("flowmap::ConsistencyDistillation", options_);
     }
+    /// The level times t_0 < … < t_N (N = options.s0).
     const std::vector<double>& levels() const { return levels_.t; }
 
+    /// train::Objective: one level pair (t_i, t_{i+1}) for the batch, x_{t_{i+1}} one stepper step of the
+    /// teacher from x_{t_i}; leaves ∂L/∂θ in the network and returns the loss. Labels must be empty.
     template <class Net, class Path, class G>
     S value_and_gradients(Net& net, const Path& path, In<S> z, In<S> eps, Labels labels, G& rng) {
         static_assert(nn::check_network<Net>());

@@ -21,35 +21,49 @@
 
 namespace fmd::flowmap {
 
+/// A two-time network predicting an endpoint D(x, t, r), seen as the flow map ū = (D − x)/(1 − t)
+/// on the linear path (theory.md §5.4); itself an nn::TwoTimeNetwork with tangent(), trained by
+/// MeanFlow and Shortcut. Every t must be < 1. Holds the network by reference.
 template <class Net>
 class EndpointFlowMap {
 public:
-    using Scalar = typename Net::Scalar;
-    using S = Scalar;
+    using Scalar = typename Net::Scalar;  ///< the network's scalar
+    using S = Scalar;                     ///< shorthand for Scalar
 
+    /// Wraps `net` (an nn::TwoTimeNetwork, checked at compile time).
     explicit EndpointFlowMap(Net& net) : net_(&net) { static_assert(nn::check_two_time_network<Net>()); }
 
+    /// The wrapped network.
     Net& inner() { return *net_; }
+    /// The wrapped network's input dimension.
     Eigen::Index input_dim() const { return net_->input_dim(); }
+    /// The wrapped network's parameter count (this wrapper has none of its own).
     Eigen::Index parameter_count() const { return net_->parameter_count(); }
+    /// The wrapped network's flat parameter buffer.
     decltype(auto) parameters() { return net_->parameters(); }
+    /// The wrapped network's flat gradient buffer.
     decltype(auto) gradients() { return net_->gradients(); }
+    /// The wrapped network's null label ∅ (class-conditional networks only).
     int null_label() const
         requires requires(const Net& n) { n.null_label(); }
     {
         return net_->null_label();
     }
+    /// "flowmap::EndpointFlowMap(<inner description>)", for checkpoints and logs.
     std::string describe() const {
         if constexpr (requires(const Net& n) { { n.describe() } -> std::convertible_to<std::string>; })
             return "flowmap::EndpointFlowMap(" + net_->describe() + ")";
         else return "flowmap::EndpointFlowMap(network with " + std::to_string(net_->parameter_count()) + " parameters)";
     }
 
-    // Training passes (per-sample times): ū = (D − x)/(1 − t).
+    /// Training pass ū = (D − x)/(1 − t) for x (dim × n) at per-sample times t (and r, default r = t;
+    /// 1 × n rows, every t < 1), optionally with labels; caches what tangent() and backward() need.
+    ///@{
     void forward(In<S> x, const RowIn<S>& t, Out<S> out) { train(x, t, t, Labels{}, out); }
     void forward(In<S> x, const RowIn<S>& t, Labels labels, Out<S> out) { train(x, t, t, labels, out); }
     void forward(In<S> x, const RowIn<S>& t, const RowIn<S>& r, Out<S> out) { train(x, t, r, Labels{}, out); }
     void forward(In<S> x, const RowIn<S>& t, const RowIn<S>& r, Labels labels, Out<S> out) { train(x, t, r, labels, out); }
+    ///@}
 
     /// d/dε ū along (v, ṫ, ṙ): (dD − v)/(1 − t) + ṫ (D − x)/(1 − t)².
     void tangent(In<S> v, double t_dot, double r_dot, Out<S> out) {
@@ -71,11 +85,14 @@ public:
         net_->backward(In<S>(g_.leftCols(n)));
     }
 
-    // Sampling calls (one time for the batch); out must not alias x.
+    /// Sampling call ū(x, t, r) at one time pair for the batch (r = t: the velocity), optionally with
+    /// labels; out must not alias x.
+    ///@{
     void operator()(In<S> x, double t, Out<S> out) { eval(x, t, t, Labels{}, out); }
     void operator()(In<S> x, double t, Labels labels, Out<S> out) { eval(x, t, t, labels, out); }
     void operator()(In<S> x, double t, double r, Out<S> out) { eval(x, t, r, Labels{}, out); }
     void operator()(In<S> x, double t, double r, Labels labels, Out<S> out) { eval(x, t, r, labels, out); }
+    ///@}
 
 private:
     static void check_time(std::string_view where, double t) {

@@ -34,7 +34,9 @@ concept ConditionalFlowMap = requires(F& f, In<S> x, double t, double r, Labels 
 template <class F>
 class AsFlowMap {
 public:
+    /// Holds `field` by reference.
     explicit AsFlowMap(F& field) : field_(&field) {}
+    /// ū(x, t, r) = u_t(x) for any r.
     template <class S>
     void operator()(const Eigen::Ref<const Matrix<S>>& x, double t, double /*r*/, Eigen::Ref<Matrix<S>> out) {
         (*field_)(x, t, out);
@@ -49,11 +51,15 @@ private:
 template <class S, class F>
 class WithLabels {
 public:
+    /// Holds `map` by reference and a copy of `labels`.
     WithLabels(F& map, Labels labels) : map_(&map) { set_labels(labels); }
+    /// Replaces the bound labels (one per column, or one for all); throws fmd::invalid_argument naming
+    /// 'labels' when empty.
     void set_labels(Labels labels) {
         if (labels.empty()) detail::fail("WithLabels::set_labels", "labels", "must hold one label per column (or one for all), got none");
         labels_.assign(labels.begin(), labels.end());
     }
+    /// ū(x, t, r | labels) for the batch x (dim × n).
     void operator()(In<S> x, double t, double r, Out<S> out) {
         const auto n = static_cast<std::size_t>(x.cols());
         if (labels_.size() == n) {

@@ -27,17 +27,22 @@
 
 namespace fmd::flowmap {
 
+/// Options of MeanFlow (theory.md §9.4).
 struct MeanFlowOptions {
     /// Fraction of samples with r ≠ t; the others have r = t and train plain flow matching.
     double fraction_unequal = 0.25;
     /// Adaptive weight 1 / sg((‖Δ‖² + c)^p) per sample (p = 0: plain squared error).
     double p = 1.0;
-    double c = 1e-3;
+    double c = 1e-3;  ///< c of the adaptive weight (> 0)
     /// Classifier-free guidance folded into the target (labelled training, paper §4.2):
     /// v ← ω v + κ ū_θ(x_t, t, t | y) + (1 − ω − κ) ū_θ(x_t, t, t | ∅) for samples whose label was
     /// not dropped and whose t lies in [guidance_lo, guidance_hi]; ω = 1, κ = 0 is no guidance.
     double omega = 1.0;
-    double kappa = 0.0;
+    double kappa = 0.0;  ///< κ, weight of the conditional ū in the guided target
+    /// \var MeanFlowOptions::guidance_lo
+    /// Smallest t whose target is guided.
+    /// \var MeanFlowOptions::guidance_hi
+    /// Largest t whose target is guided.
     double guidance_lo = 0.0, guidance_hi = 1.0;
 };
 
@@ -45,7 +50,8 @@ struct MeanFlowOptions {
 /// fraction 1 − fraction_unequal of the samples.
 template <class T = time_sampler::Uniform>
 struct TimePairs {
-    T sampler{};
+    T sampler{};  ///< the time sampler both times are drawn from
+    /// Fills the 1 × n rows t and r (t ≤ r); r = t except for a fraction `fraction_unequal` of the columns.
     template <class S, class G>
     void operator()(Row<S>& t, Row<S>& r, double fraction_unequal, G& rng) const {
         sampler(t, rng);
@@ -64,6 +70,8 @@ struct TimePairs {
 template <class S, class T = time_sampler::Uniform>
 class MeanFlow {
 public:
+    /// Throws fmd::invalid_argument naming the option when fraction_unequal, p, c, omega, kappa or the
+    /// guidance interval is out of range.
     explicit MeanFlow(MeanFlowOptions options = {}, T times = {}) : options_(options), pairs_{std::move(times)} {
         constexpr std::string_view where = "flowmap::MeanFlow";
         const MeanFlowOptions& o = options_;
@@ -76,13 +84,18 @@ public:
             detail::fail(where, "guidance_lo", "and guidance_hi must satisfy 0 <= guidance_lo <= guidance_hi <= 1, got ", o.guidance_lo, ", ", o.guidance_hi);
     }
 
+    /// The options.
     const MeanFlowOptions& options() const { return options_; }
     /// Times of the last step (for tests and diagnostics).
     const Row<S>& last_t() const { return t_; }
+    /// The r row of the last step (1 × n).
     const Row<S>& last_r() const { return r_; }
     /// The last step's regression target sg[v + (r − t) dū/dt] (dim x n).
     const Matrix<S>& last_target() const { return target_; }
 
+    /// train::Objective: regresses ū_θ(x_t, t, r) on sg[v + (r − t) dū/dt] (theory.md §9.4), with the total
+    /// derivative from one tangent pass; leaves ∂L/∂θ in the network and returns the loss. z, eps: dim × n;
+    /// labels: one per column or empty.
     template <class Net, class Path, class G>
     S value_and_gradients(Net& net, const Path& path, In<S> z, In<S> eps, Labels labels, G& rng) {
         static_assert(nn::check_two_time_network<Net>());

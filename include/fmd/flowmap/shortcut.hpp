@@ -26,6 +26,7 @@
 
 namespace fmd::flowmap {
 
+/// Options of Shortcut (theory.md §9.5).
 struct ShortcutOptions {
     long max_steps = 128;           ///< M: the finest step is 1/M (a power of two >= 2)
     double fraction_self = 0.25;    ///< fraction of each batch trained on self-consistency targets
@@ -38,6 +39,8 @@ struct ShortcutOptions {
 template <class S>
 class Shortcut {
 public:
+    /// Throws fmd::invalid_argument naming 'max_steps' (not a power of two in [2, 2^30]), 'fraction_self'
+    /// or 't_max' when out of range.
     explicit Shortcut(ShortcutOptions options = {}) : options_(options) {
         constexpr std::string_view where = "flowmap::Shortcut";
         if (options_.max_steps < 2 || !std::has_single_bit(static_cast<std::uint64_t>(options_.max_steps)) || options_.max_steps > (1L << 30))
@@ -48,11 +51,18 @@ public:
         levels_ = std::countr_zero(static_cast<std::uint64_t>(options_.max_steps));
     }
 
+    /// The options.
     const ShortcutOptions& options() const { return options_; }
+    /// The t row of the last step (1 × n).
     const Row<S>& last_t() const { return t_; }
+    /// The r row of the last step (1 × n).
     const Row<S>& last_r() const { return r_; }
+    /// The last step's regression target (dim × n).
     const Matrix<S>& last_target() const { return target_; }
 
+    /// train::Objective: flow matching at r = t for most columns, the self-consistency target (two half
+    /// jumps, no gradient) for a fraction `fraction_self` (theory.md §9.5); leaves ∂L/∂θ in the network and
+    /// returns the loss. z, eps: dim × n; labels: one per column or empty.
     template <class Net, class Path, class G>
     S value_and_gradients(Net& net, const Path& path, In<S> z, In<S> eps, Labels labels, G& rng) {
         static_assert(nn::check_two_time_network<Net>());
