@@ -21,35 +21,43 @@ namespace fmd::loss {
 
 /// Coefficients of target = z_coef·z + eps_coef·ε.
 struct TargetCoefficients {
+    /// \var TargetCoefficients::z_coef
+    /// Coefficient of the data z.
+    /// \var TargetCoefficients::eps_coef
+    /// Coefficient of the noise ε.
     double z_coef, eps_coef;
 };
 
 /// CFM: velocity regression, target α̇ z + β̇ ε (theory.md §6.2). Linear schedule: x1 − x0.
 /// On any ProbabilityPath: the path's conditional velocity.
 struct Cfm {
-    static constexpr Prediction prediction = Prediction::velocity;
+    static constexpr Prediction prediction = Prediction::velocity;  ///< what the network predicts
+    /// The target's coefficients (z, ε) at path coefficients c.
     static TargetCoefficients coefficients(const PathCoefficients& c) { return {c.d_alpha, c.d_beta}; }
 };
 /// CSM: score regression, target −ε/β_t (theory.md §6.3); singular at β_t = 0.
 struct Csm {
-    static constexpr Prediction prediction = Prediction::score;
+    static constexpr Prediction prediction = Prediction::score;  ///< what the network predicts
+    /// The target's coefficients (z, ε) at path coefficients c.
     static TargetCoefficients coefficients(const PathCoefficients& c) { return {0.0, -1.0 / c.beta}; }
 };
 /// ε-prediction, target ε (theory.md §6.4).
 struct EpsilonPrediction {
-    static constexpr Prediction prediction = Prediction::epsilon;
+    static constexpr Prediction prediction = Prediction::epsilon;  ///< what the network predicts
+    /// The target's coefficients (z, ε) at path coefficients c.
     static TargetCoefficients coefficients(const PathCoefficients&) { return {0.0, 1.0}; }
 };
 /// x1-prediction (denoiser), target z (theory.md §6.5).
 struct X1Prediction {
-    static constexpr Prediction prediction = Prediction::x1;
+    static constexpr Prediction prediction = Prediction::x1;  ///< what the network predicts
+    /// The target's coefficients (z, ε) at path coefficients c.
     static TargetCoefficients coefficients(const PathCoefficients&) { return {1.0, 0.0}; }
 };
 
-inline constexpr Cfm cfm{};
-inline constexpr Csm csm{};
-inline constexpr EpsilonPrediction epsilon{};
-inline constexpr X1Prediction x1{};
+inline constexpr Cfm cfm{};                   ///< the CFM loss (velocity regression)
+inline constexpr Csm csm{};                   ///< the CSM loss (score regression)
+inline constexpr EpsilonPrediction epsilon{}; ///< the ε-prediction loss
+inline constexpr X1Prediction x1{};           ///< the x1-prediction (denoiser) loss
 
 /// A loss: what it predicts and its target as c_z z + c_ε ε given the path coefficients at t.
 template <class L>
@@ -65,11 +73,13 @@ template <Loss L, class W = Unweighted, class D = SquaredError>
 struct Weighted {
     static_assert(Distance<D, float> || Distance<D, double>,
                   "fmd::loss::Weighted: the distance needs `double value(const R& r) const` and `double value_and_gradient(R&& r) const`");
-    static constexpr Prediction prediction = L::prediction;
+    static constexpr Prediction prediction = L::prediction;  ///< what the network predicts (L's)
+    /// L's target coefficients.
     static TargetCoefficients coefficients(const PathCoefficients& c) { return L::coefficients(c); }
-    W weighting{};
-    D distance{};
+    W weighting{};  ///< the time weighting λ(t)
+    D distance{};   ///< the per-sample distance D
 };
+/// Weighted<L, W, D> from a loss value, e.g. weighted(loss::epsilon, loss::MinSnr{5.0}).
 template <Loss L, class W, class D = SquaredError>
 Weighted<L, W, D> weighted(const L&, W weighting, D distance = {}) {
     return {std::move(weighting), std::move(distance)};

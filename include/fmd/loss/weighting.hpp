@@ -18,6 +18,7 @@ namespace fmd::loss {
 
 /// λ(t) = 1.
 struct Unweighted {
+    /// 1 at every t.
     template <class Path>
     double operator()(const Path&, double) const { return 1.0; }
 };
@@ -26,7 +27,8 @@ struct Unweighted {
 /// for ε-prediction; it caps the weight of nearly clean times. For the x1 loss multiply by SNR_t,
 /// for velocity see theory.md §6.6 (equivalent weights).
 struct MinSnr {
-    double gamma = 5.0;
+    double gamma = 5.0;  ///< the cap γ (> 0)
+    /// λ(t) on `path` (a GaussianProbabilityPath); throws fmd::invalid_argument naming 'gamma' unless finite and > 0.
     template <class Path>
     double operator()(const Path& path, double t) const {
         if (!(gamma > 0.0) || !std::isfinite(gamma)) detail::fail("loss::MinSnr", "gamma", "must be finite and > 0, got ", gamma);
@@ -41,7 +43,9 @@ struct MinSnr {
 /// EDM's loss weight (Karras et al. 2022) for the x1 (denoiser) loss: with σ = β_t/α_t,
 /// λ = (σ² + σ_data²)/(σ·σ_data)², which makes the effective training target unit-variance.
 struct EdmWeight {
-    double sigma_data = 0.5;
+    double sigma_data = 0.5;  ///< standard deviation of the data (> 0)
+    /// λ(t) on `path`; throws fmd::invalid_argument naming 'sigma_data' (not finite and > 0) or 't'
+    /// where σ = β/α = 0 (t = 1).
     template <class Path>
     double operator()(const Path& path, double t) const {
         if (!(sigma_data > 0.0) || !std::isfinite(sigma_data)) detail::fail("loss::EdmWeight", "sigma_data", "must be finite and > 0, got ", sigma_data);
@@ -56,19 +60,23 @@ struct EdmWeight {
 /// Any callable λ(t): loss::TimeWeight{[](double t) { return 1 + t; }}.
 template <class F>
 struct TimeWeight {
-    F f;
+    F f;  ///< the callable λ(t)
+    /// λ(t) = f(t), whatever the path.
     template <class Path>
     double operator()(const Path&, double t) const { return static_cast<double>(f(t)); }
 };
+/// Deduces F from the callable.
 template <class F>
 TimeWeight(F) -> TimeWeight<F>;
 
 /// D(r) = ‖r‖²/d (the mean squared error over the d coordinates): the default.
 struct SquaredError {
+    /// D(r) for a residual column r.
     template <class R>
     double value(const R& r) const {
         return r.template cast<double>().squaredNorm() / static_cast<double>(r.size());
     }
+    /// Returns D(r) and overwrites r with ∂D/∂r = 2r/d.
     template <class R>
     double value_and_gradient(R&& r) const {
         const double v = value(r);
@@ -81,12 +89,14 @@ struct SquaredError {
 /// D(r) = √(‖r‖² + c²) − c, quadratic below c and linear above; ∂D/∂r = r/√(‖r‖² + c²).
 /// iCT uses c = 0.00054·√d for images scaled to [−1, 1].
 struct PseudoHuber {
-    double c = 0.03;
+    double c = 0.03;  ///< the scale c (> 0) where the distance turns from quadratic to linear
+    /// D(r) for a residual column r; throws fmd::invalid_argument naming 'c' unless finite and > 0.
     template <class R>
     double value(const R& r) const {
         check();
         return std::sqrt(r.template cast<double>().squaredNorm() + c * c) - c;
     }
+    /// Returns D(r) and overwrites r with ∂D/∂r = r/√(‖r‖² + c²).
     template <class R>
     double value_and_gradient(R&& r) const {
         check();

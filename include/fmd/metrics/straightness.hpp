@@ -16,12 +16,17 @@
 
 namespace fmd::metrics {
 
+/// The estimate of straightness() (theory.md §9.2).
 struct Straightness {
     double value = 0;           ///< S estimated by the mean over the trajectories
     double standard_error = 0;  ///< of that mean
     long nfe = 0;               ///< field evaluations spent (the solve plus one per grid interval)
 };
 
+/// Straightness S(u) = ∫ E‖(X_1 − X_0) − u_t(X_t)‖² dt of `field` along its ODE trajectories from the
+/// columns of x0 (d × N), integrated by `stepper` on `grid` (theory.md §9.2); the mean over the N
+/// columns with its standard error. Throws fmd::invalid_argument for an empty x0 or an invalid grid,
+/// fmd::numerical_error naming 'field' when the field gives a non-finite velocity.
 template <class F, solver::OdeStepper St>
 Straightness straightness(F& field, const Matrix<typename St::Scalar>& x0, const std::vector<double>& grid, St& stepper) {
     using S = typename St::Scalar;
