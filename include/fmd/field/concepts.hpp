@@ -9,7 +9,7 @@ namespace fmd {
 
 /// f(x, t, out): u_t(x) for a dim x n batch x at one time t, written into out (dim x n).
 /// Networks, analytic oracles, adapters and plain lambdas
-///   [&](fmd::In<float> x, double t, fmd::Out<float> out) { ... }
+///   `[&](fmd::In<float> x, double t, fmd::Out<float> out) { ... }`
 /// all model it.
 template <class F, class S>
 concept VectorField = requires(F& f, In<S> x, double t, Out<S> out) { f(x, t, out); };

@@ -49,7 +49,7 @@ public:
     {
         return net_->null_label();
     }
-    /// "flowmap::EndpointFlowMap(<inner description>)", for checkpoints and logs.
+    /// `"flowmap::EndpointFlowMap(<inner description>)"`, for checkpoints and logs.
     std::string describe() const {
         if constexpr (requires(const Net& n) { { n.describe() } -> std::convertible_to<std::string>; })
             return "flowmap::EndpointFlowMap(" + net_->describe() + ")";

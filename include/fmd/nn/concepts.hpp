@@ -28,13 +28,14 @@ struct OptimizerState {
 };
 
 /// A trainable field (required members; S = N::Scalar, float or double):
-///   using Scalar = S;
-///   Index input_dim() const;                               rows of x (the trainer sizes batches by it)
-///   Index parameter_count() const;
-///   parameters(), gradients()                              contiguous buffers, convertible to Eigen::Ref<Vector<S>>
-///   void forward(In<S> x, const RowIn<S>& t, Out<S> out);  training pass at per-sample times, caches for backward
-///   void backward(In<S> grad_out);                         overwrites gradients() for ∂L/∂out = grad_out
-///   void operator()(In<S> x, double t, Out<S> out);        sampling call (a VectorField)
+///   - `using Scalar = S;`
+///   - `Index input_dim() const;`                               rows of x (the trainer sizes batches by it)
+///   - `Index parameter_count() const;`
+///   - `parameters(), gradients()`                              contiguous buffers, convertible to `Eigen::Ref<Vector<S>>`
+///   - `void forward(In<S> x, const RowIn<S>& t, Out<S> out);`  training pass at per-sample times, caches for backward
+///   - `void backward(In<S> grad_out);`                         overwrites gradients() for ∂L/∂out = grad_out
+///   - `void operator()(In<S> x, double t, Out<S> out);`        sampling call (a VectorField)
+///
 /// Optional, detected: std::string describe() const (stored in checkpoints and compared on restore).
 template <class N, class S>
 concept Network = VectorField<N, S> && std::same_as<typename N::Scalar, S> &&
@@ -59,10 +60,12 @@ concept ConditionalNetwork = Network<N, S> && ConditionalField<N, S> &&
     };
 
 /// A two-time Network, a flow map ū(x, t, r) (theory.md §9.4–§9.5; nn::MLP with two_times):
-///   void forward(In<S> x, const RowIn<S>& t, const RowIn<S>& r, Out<S> out);  training pass at per-sample (t, r)
-///   void operator()(In<S> x, double t, double r, Out<S> out);                 sampling call (an fmd::FlowMap)
+///   - `void forward(In<S> x, const RowIn<S>& t, const RowIn<S>& r, Out<S> out);`  training pass at per-sample (t, r)
+///   - `void operator()(In<S> x, double t, double r, Out<S> out);`                 sampling call (an fmd::FlowMap)
+///
 /// MeanFlow also needs the forward-mode derivative of the last training forward along (v, ṫ, ṙ):
-///   void tangent(In<S> v, double t_dot, double r_dot, Out<S> out);
+///   - `void tangent(In<S> v, double t_dot, double r_dot, Out<S> out);`
+///
 /// Labelled training adds forward(x, t, r, labels, out) (and ConditionalNetwork's members).
 template <class N, class S>
 concept TwoTimeNetwork = Network<N, S> && requires(N& net, In<S> x, const RowIn<S>& t, const RowIn<S>& r, double s, Out<S> out) {
@@ -71,8 +74,9 @@ concept TwoTimeNetwork = Network<N, S> && requires(N& net, In<S> x, const RowIn<
 };
 
 /// An optimizer updating a contiguous parameter buffer from its gradient buffer:
-///   void step(Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads);
-///   void set_lr(double);  double lr() const;
+///   - `void step(Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads);`
+///   - `void set_lr(double);`  `double lr() const;`
+///
 /// Optional, detected: describe() (its kind, checked on restore).
 template <class O, class S>
 concept Optimizer = requires(O& opt, const O& copt, Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads, double lr) {
@@ -82,7 +86,7 @@ concept Optimizer = requires(O& opt, const O& copt, Eigen::Ref<Vector<S>> params
 };
 
 /// An Optimizer whose state can be saved and restored (what Trainer::checkpoint / restore need):
-///   const OptimizerState<S>& state() const;   void set_state(const OptimizerState<S>&);  (validates, then replaces)
+///   - `const OptimizerState<S>& state() const;`   `void set_state(const OptimizerState<S>&);`  (validates, then replaces)
 template <class O, class S>
 concept StatefulOptimizer = Optimizer<O, S> && requires(O& opt, const O& copt, const OptimizerState<S>& st) {
     { copt.state() } -> std::convertible_to<const OptimizerState<S>&>;

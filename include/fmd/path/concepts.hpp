@@ -30,7 +30,7 @@ struct PathCoefficients {
 };
 
 /// A conditional probability path between noise ε (t = 0) and data z (t = 1):
-///   void sample(In<S> z, In<S> eps, const RowIn<S>& t, Out<S> xt, Out<S> ut, Rng& rng) const;
+///   `void sample(In<S> z, In<S> eps, const RowIn<S>& t, Out<S> xt, Out<S> ut, Rng& rng) const;`
 /// draws x_t ~ p_t(·|ε, z) for each column (per-sample times t, 1 x n) and writes the conditional
 /// velocity u_t(x_t|ε, z) = d/dt x_t, the CFM target (theory.md §6.2). `rng` is for paths with
 /// randomness of their own (a latent noise term); a deterministic interpolant ignores it.
@@ -41,7 +41,7 @@ concept ProbabilityPath = requires(const P& p, In<S> z, In<S> eps, const RowIn<S
 };
 
 /// A Gaussian path x_t = α_t z + β_t ε: additionally
-///   PathCoefficients coefficients(double t) const;
+///   `PathCoefficients coefficients(double t) const;`
 /// which unlocks the score / ε / x1 losses, the prediction conversions (theory.md §5.2), SDE
 /// sampling and the exponential integrators.
 template <class P, class S>

@@ -14,7 +14,7 @@ struct Derived {};
 
 /// Alpha, Beta: callables of t. Without explicit derivatives they are called with
 /// fmd::Dual<double>, so write them generically, e.g.
-///   [](auto t) { using std::sin; return sin(t * 1.5707963267948966); }
+///   `[](auto t) { using std::sin; return sin(t * 1.5707963267948966); }`
 /// (unqualified calls find fmd::sin, fmd::exp, ... for dual arguments).
 template <class Alpha, class Beta, class DAlpha = Derived, class DBeta = Derived>
 class Custom {

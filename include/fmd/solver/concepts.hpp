@@ -28,8 +28,9 @@ using archetype_field = void (*)(In<S>, double, Out<S>);
 }  // namespace detail
 
 /// Fixed-step ODE stepper:
-///   using Scalar = S;  static constexpr int order;  static constexpr int nfe_per_step;
-///   template <class F> void step(F&& field, Out<S> x, double t, double h);
+///   - `using Scalar = S;`  `static constexpr int order;`  `static constexpr int nfe_per_step;`
+///   - `template <class F> void step(F&& field, Out<S> x, double t, double h);`
+///
 /// x advances from t to t + h in place. h may be negative (the likelihood integrates backward)
 /// unless the stepper declares `static constexpr bool forward_only = true`.
 /// Optional, detected: reset() (a multistep history; integrate calls it first) and
@@ -44,8 +45,9 @@ concept OdeStepper = requires {
 };
 
 /// SDE stepper for dX = b dt + σ_t dW:
-///   using Scalar = S;  static constexpr int nfe_per_step;  double sigma(double t) const;
-///   template <class F, class G> void step(F&& drift, Out<S> x, double t, double h, G& rng);   (h > 0)
+///   - `using Scalar = S;`  `static constexpr int nfe_per_step;`  `double sigma(double t) const;`
+///   - `template <class F, class G> void step(F&& drift, Out<S> x, double t, double h, G& rng);`   (h > 0)
+///
 /// Optional, detected: reset(), last_nfe() as for OdeStepper.
 template <class St>
 concept SdeStepper = requires(const St& cst, double t) {
@@ -57,8 +59,9 @@ concept SdeStepper = requires(const St& cst, double t) {
 };
 
 /// Adaptive ODE stepper (controls its own step size):
-///   using Scalar = S;  static constexpr int order;
-///   template <class F, class Obs> SolveStats integrate(F&& field, Matrix<S>& x, const std::vector<double>& times, Obs&& observer);
+///   - `using Scalar = S;`  `static constexpr int order;`
+///   - `template <class F, class Obs> SolveStats integrate(F&& field, Matrix<S>& x, const std::vector<double>& times, Obs&& observer);`
+///
 /// integrates x from times.front() to times.back() (increasing or decreasing), calling
 /// observer(t, x) exactly at every grid time, the first included; returns NFE, accepted and rejected steps.
 template <class St>

@@ -46,7 +46,7 @@ void visit_callback(C& callback, Fn&& fn) {
 }  // namespace callback_impl
 
 /// Runs `trainer` until it has taken `until` steps in total (so a resumed trainer continues).
-/// A callback may be a std::optional<C>: an empty one is skipped (e.g. a CheckpointEvery that
+/// A callback may be a `std::optional<C>`: an empty one is skipped (e.g. a CheckpointEvery that
 /// exists only when a checkpoint path was given).
 /// Returns the number of steps taken by this call.
 template <class Trainer, class Source, class G, class... Callbacks>
