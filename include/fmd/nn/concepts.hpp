@@ -23,8 +23,8 @@ namespace fmd::nn {
 /// (Adam/AdamW: exp_avg, exp_avg_sq; SGD with momentum: momentum_buffer).
 template <class S>
 struct OptimizerState {
-    std::int64_t step = 0;
-    std::vector<Vector<S>> buffers;
+    std::int64_t step = 0;            ///< number of steps taken
+    std::vector<Vector<S>> buffers;   ///< the optimizer's buffers, each as long as the parameter buffer
 };
 
 /// A trainable field (required members; S = N::Scalar, float or double):
@@ -102,6 +102,8 @@ concept LrSchedule = requires(const L& schedule, std::int64_t step) {
 // ---------------------------------------------------------------------------------------------
 // Static checks: the first failing static_assert names the concept and the missing member.
 
+/// True when N models Network<N, N::Scalar>; otherwise the first failing static_assert names the
+/// missing member. Use as `static_assert(nn::check_network<Net>());`.
 template <class N>
 constexpr bool check_network() {
     static_assert(requires { typename N::Scalar; }, "fmd::nn::Network: the network needs `using Scalar = float;` (or double)");
@@ -123,6 +125,7 @@ constexpr bool check_network() {
     return true;
 }
 
+/// check_network() plus the two-time members of TwoTimeNetwork.
 template <class N>
 constexpr bool check_two_time_network() {
     static_assert(check_network<N>());
@@ -137,6 +140,7 @@ constexpr bool check_two_time_network() {
     return true;
 }
 
+/// True when O models Optimizer<O, S>; otherwise a static_assert names the missing member.
 template <class O, class S>
 constexpr bool check_optimizer() {
     static_assert(requires(O& o, Eigen::Ref<Vector<S>> p, const Eigen::Ref<const Vector<S>>& g) { o.step(p, g); },
@@ -146,6 +150,7 @@ constexpr bool check_optimizer() {
     return true;
 }
 
+/// True when O has StatefulOptimizer's state members; otherwise a static_assert names the missing one.
 template <class O, class S>
 constexpr bool check_stateful_optimizer() {
     static_assert(requires(const O& o) { { o.state() } -> std::convertible_to<const OptimizerState<S>&>; },

@@ -19,7 +19,7 @@
 
 namespace fmd::nn {
 
-using Index = Eigen::Index;
+using Index = Eigen::Index;  ///< sizes and indices, as Eigen's
 
 /// Element-wise non-linearity of the hidden blocks.
 enum class Activation : std::uint8_t {
@@ -33,15 +33,16 @@ enum class Activation : std::uint8_t {
 /// data[r + c·out], followed by the bias b (out). Copying a Linear copies the view, not the numbers.
 template <class S>
 struct Linear {
-    Eigen::Map<Matrix<S>> weight;
-    Eigen::Map<Vector<S>> bias;
+    Eigen::Map<Matrix<S>> weight;  ///< W, out × in, viewed in the buffer
+    Eigen::Map<Vector<S>> bias;    ///< b, out entries, right after W
 
+    /// Views the layer stored at `data` (size(out, in) scalars).
     Linear(S* data, Index out, Index in) : weight(data, out, in), bias(data + out * in, out) {}
 
     /// Number of scalars a layer with these dimensions occupies in a buffer: out·in + out.
     static constexpr Index size(Index out, Index in) { return out * in + out; }
-    Index in_features() const { return weight.cols(); }
-    Index out_features() const { return weight.rows(); }
+    Index in_features() const { return weight.cols(); }   ///< in
+    Index out_features() const { return weight.rows(); }  ///< out
 
     /// y = W x + b, x: in x n, y: out x n (y must not alias x).
     void forward(In<S> x, Out<S> y) const {
@@ -107,7 +108,7 @@ enum class Embedding : std::uint8_t {
 
 /// Time-embedding part of an MLP configuration (C++20 designated initializers).
 struct TimeConfig {
-    Embedding kind = Embedding::sinusoidal;
+    Embedding kind = Embedding::sinusoidal;  ///< sinusoidal or random Fourier features
     Index channels = 0;          ///< embedding size; 0 → the MLP's width
     double scale = 10000.0;      ///< sinusoidal: t is multiplied by scale
     double max_period = 10000.0; ///< sinusoidal: base of the geometric frequency ladder
@@ -115,6 +116,7 @@ struct TimeConfig {
     /// fourier: the frequencies are drawn from fmd::Rng(seed), independently of the weights' generator,
     /// so the configuration alone (saved in checkpoints through MLP::describe()) restores them.
     std::uint64_t seed = 0;
+    /// Field-wise equality.
     friend bool operator==(const TimeConfig&, const TimeConfig&) = default;
 };
 
@@ -157,8 +159,8 @@ public:
         return e;
     }
 
-    Index channels() const { return channels_; }
-    Index half() const { return omega_.size(); }
+    Index channels() const { return channels_; }  ///< output size of emb(t)
+    Index half() const { return omega_.size(); }  ///< number of frequencies h = channels / 2
     /// Angular frequencies ω_k (half of them); part of a checkpoint for Fourier features.
     const Vector<double>& omega() const { return omega_; }
     /// Replaces the frequencies (restoring a checkpoint); the count must stay channels / 2.

@@ -30,46 +30,53 @@ namespace fmd::nn {
 
 /// torch.optim.Adam defaults; weight_decay ≠ 0 adds weight_decay·p to the gradient (L2).
 struct AdamConfig {
-    double lr = 1e-3;
-    double beta1 = 0.9;
-    double beta2 = 0.999;
-    double eps = 1e-8;
-    double weight_decay = 0.0;
+    double lr = 1e-3;  ///< learning rate (≥ 0)
+    double beta1 = 0.9;  ///< decay of the first-moment average, in [0, 1)
+    double beta2 = 0.999;  ///< decay of the second-moment average, in [0, 1)
+    double eps = 1e-8;  ///< added to √v̂ in the denominator (≥ 0)
+    double weight_decay = 0.0;  ///< L2 weight decay added to the gradient (≥ 0)
+    /// Field-wise equality.
     friend bool operator==(const AdamConfig&, const AdamConfig&) = default;
 };
 
 /// torch.optim.AdamW defaults; decoupled decay p ← p − lr·weight_decay·p before the Adam update.
 struct AdamWConfig {
-    double lr = 1e-3;
-    double beta1 = 0.9;
-    double beta2 = 0.999;
-    double eps = 1e-8;
-    double weight_decay = 0.01;
+    double lr = 1e-3;  ///< learning rate (≥ 0)
+    double beta1 = 0.9;  ///< decay of the first-moment average, in [0, 1)
+    double beta2 = 0.999;  ///< decay of the second-moment average, in [0, 1)
+    double eps = 1e-8;  ///< added to √v̂ in the denominator (≥ 0)
+    double weight_decay = 0.01;  ///< decoupled weight decay (≥ 0)
+    /// Field-wise equality.
     friend bool operator==(const AdamWConfig&, const AdamWConfig&) = default;
 };
 
 /// torch.optim.SGD: d = g + weight_decay·p; buf = momentum·buf + (1 − dampening)·d (buf = d on
 /// the first step); p ← p − lr·(nesterov ? d + momentum·buf : buf) (p ← p − lr·d without momentum).
 struct SGDConfig {
-    double lr = 1e-3;
-    double momentum = 0.0;
-    double dampening = 0.0;
-    double weight_decay = 0.0;
-    bool nesterov = false;
+    double lr = 1e-3;  ///< learning rate (≥ 0)
+    double momentum = 0.0;  ///< momentum factor (≥ 0; 0: plain SGD)
+    double dampening = 0.0;  ///< dampening of the momentum (≥ 0)
+    double weight_decay = 0.0;  ///< L2 weight decay added to the gradient (≥ 0)
+    bool nesterov = false;  ///< Nesterov momentum (needs momentum > 0 and dampening = 0)
+    /// Field-wise equality.
     friend bool operator==(const SGDConfig&, const SGDConfig&) = default;
 };
 
 namespace impl {
 
+/// Elements per pass: a few vectors stay in L1/L2.
 inline constexpr Eigen::Index optim_chunk = 2048;  // elements per pass: a few vectors stay in L1/L2
 
+/// Throws fmd::invalid_argument naming `argument` unless v is finite and ≥ 0.
 inline void require_nonnegative(std::string_view where, std::string_view argument, double v) {
     if (!(v >= 0.0) || !std::isfinite(v)) fmd::detail::fail(where, argument, "must be finite and >= 0, got ", v);
 }
+/// Throws fmd::invalid_argument naming `argument` unless v ∈ [0, 1).
 inline void require_beta(std::string_view where, std::string_view argument, double v) {
     if (!(v >= 0.0 && v < 1.0)) fmd::detail::fail(where, argument, "must lie in [0, 1), got ", v);
 }
 
+/// Throws fmd::invalid_argument naming 'params' or 'grads' unless both have n entries.
 template <class S>
 void require_buffers(std::string_view where, Eigen::Index n, const Eigen::Ref<Vector<S>>& params,
                      const Eigen::Ref<const Vector<S>>& grads) {
@@ -77,6 +84,7 @@ void require_buffers(std::string_view where, Eigen::Index n, const Eigen::Ref<Ve
     if (grads.size() != n) fmd::detail::fail(where, "grads", "must have ", n, " entries (the optimizer's size), got ", grads.size());
 }
 
+/// Throws fmd::invalid_argument naming 'state' unless it has a step ≥ 0 and `buffers` finite buffers of n entries.
 template <class S>
 void check_state(std::string_view where, const OptimizerState<S>& s, std::size_t buffers, Eigen::Index n) {
     if (s.step < 0) fmd::detail::fail(where, "state", "step count must be >= 0, got ", s.step);
@@ -89,16 +97,21 @@ void check_state(std::string_view where, const OptimizerState<S>& s, std::size_t
 
 /// Adam with L2 (Decoupled = false) or decoupled weight decay (Decoupled = true), as
 /// torch.optim.Adam / AdamW (amsgrad = false, maximize = false):
+/// \verbatim
 ///   t ← t + 1
 ///   AdamW: p ← p·(1 − lr·wd)          Adam: g ← g + wd·p
 ///   m ← m + (1 − β1)(g − m)           (= β1 m + (1 − β1) g, torch's lerp)
 ///   v ← β2 v + (1 − β2) g²
 ///   p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + eps)
+/// \endverbatim
 template <class S, bool Decoupled>
 class AdamImpl {
 public:
+    /// Names of the state buffers, in order (torch's state keys).
     static constexpr std::array<std::string_view, 2> state_names = {"exp_avg", "exp_avg_sq"};
 
+    /// Throws fmd::invalid_argument naming 'parameter_count' (< 1), 'lr', 'eps', 'weight_decay' (negative or
+    /// not finite), 'beta1' or 'beta2' (outside [0, 1)).
     AdamImpl(Eigen::Index parameter_count, double lr, double beta1, double beta2, double eps, double weight_decay)
         : lr_(lr), beta1_(beta1), beta2_(beta2), eps_(eps), wd_(weight_decay) {
         const std::string_view where = name();
@@ -146,15 +159,22 @@ public:
         }
     }
 
+    /// The learning rate.
     double lr() const { return lr_; }
+    /// Sets the learning rate (finite, ≥ 0; else fmd::invalid_argument naming 'lr').
     void set_lr(double lr) {
         require_nonnegative(name(), "lr", lr);
         lr_ = lr;
     }
+    /// β1.
     double beta1() const { return beta1_; }
+    /// β2.
     double beta2() const { return beta2_; }
+    /// eps.
     double eps() const { return eps_; }
+    /// The weight decay.
     double weight_decay() const { return wd_; }
+    /// Number of parameters the optimizer was built for.
     Eigen::Index size() const { return state_.buffers[0].size(); }
     /// Number of steps taken (torch's state["step"]).
     std::int64_t steps() const { return state_.step; }
@@ -182,7 +202,9 @@ private:
 template <class S>
 class Adam : public impl::AdamImpl<S, false> {
 public:
+    /// The configuration type.
     using Config = AdamConfig;
+    /// An optimizer for `parameter_count` parameters; throws as impl::AdamImpl's constructor.
     explicit Adam(Eigen::Index parameter_count, const AdamConfig& c = {})
         : impl::AdamImpl<S, false>(parameter_count, c.lr, c.beta1, c.beta2, c.eps, c.weight_decay) {}
 };
@@ -191,7 +213,9 @@ public:
 template <class S>
 class AdamW : public impl::AdamImpl<S, true> {
 public:
+    /// The configuration type.
     using Config = AdamWConfig;
+    /// An optimizer for `parameter_count` parameters; throws as impl::AdamImpl's constructor.
     explicit AdamW(Eigen::Index parameter_count, const AdamWConfig& c = {})
         : impl::AdamImpl<S, true>(parameter_count, c.lr, c.beta1, c.beta2, c.eps, c.weight_decay) {}
 };
@@ -200,9 +224,14 @@ public:
 template <class S>
 class SGD {
 public:
+    /// The configuration type.
     using Config = SGDConfig;
+    /// Names of the state buffers (torch's state keys).
     static constexpr std::array<std::string_view, 1> state_names = {"momentum_buffer"};
 
+    /// An optimizer for `parameter_count` parameters; throws fmd::invalid_argument naming 'parameter_count'
+    /// (< 1), 'lr', 'momentum', 'dampening', 'weight_decay' (negative) or 'nesterov' (without momentum,
+    /// or with dampening).
     explicit SGD(Eigen::Index parameter_count, const SGDConfig& c = {}) : c_(c), n_(parameter_count) {
         constexpr std::string_view where = "nn::SGD";
         if (parameter_count < 1) detail::fail(where, "parameter_count", "must be >= 1, got ", parameter_count);
@@ -215,6 +244,8 @@ public:
         if (c.momentum != 0.0) state_.buffers.assign(1, Vector<S>::Zero(parameter_count));
     }
 
+    /// One update of params from grads (both of the size given at construction; else
+    /// fmd::invalid_argument naming 'params' or 'grads').
     void step(Eigen::Ref<Vector<S>> params, const Eigen::Ref<const Vector<S>>& grads) {
         impl::require_buffers<S>("nn::SGD", n_, params, grads);
         const bool first = state_.step == 0;
@@ -241,13 +272,18 @@ public:
         }
     }
 
+    /// The learning rate.
     double lr() const { return c_.lr; }
+    /// Sets the learning rate (finite, ≥ 0; else fmd::invalid_argument naming 'lr').
     void set_lr(double lr) {
         impl::require_nonnegative("nn::SGD", "lr", lr);
         c_.lr = lr;
     }
+    /// The configuration (with the current learning rate).
     const SGDConfig& config() const { return c_; }
+    /// Number of parameters the optimizer was built for.
     Eigen::Index size() const { return n_; }
+    /// Number of steps taken.
     std::int64_t steps() const { return state_.step; }
 
     /// The optimizer's kind, stored in checkpoints (with or without momentum: the state differs).
@@ -255,6 +291,7 @@ public:
 
     /// Step count and {momentum_buffer} (no buffer when momentum = 0).
     const OptimizerState<S>& state() const { return state_; }
+    /// Restores a state() (same size and buffer count); throws fmd::invalid_argument naming 'state' otherwise.
     void set_state(const OptimizerState<S>& s) {
         impl::check_state("nn::SGD", s, state_.buffers.size(), n_);
         state_ = s;
@@ -280,23 +317,28 @@ double clip_grad_norm(G&& grads, double max_norm) {
 
 /// Constant learning rate.
 struct ConstantLr {
-    double value = 1e-3;
+    double value = 1e-3;  ///< the learning rate
+    /// The constant rate, whatever the step.
     double lr(std::int64_t /*step*/) const { return value; }
 };
 
 /// Linear warm-up then cosine decay to a floor, for step = number of updates already taken:
+/// \verbatim
 ///   step < warmup_steps:            peak_lr·step / warmup_steps          (0 at step 0)
 ///   warmup_steps ≤ step ≤ total:    min_lr + (peak_lr − min_lr)·(1 + cos(π·p))/2, p = (step − warmup)/(total − warmup)
 ///   step ≥ total_steps:             min_lr
 ///
 ///   fmd::nn::WarmupCosine schedule{.peak_lr = 1e-3, .warmup_steps = 1000, .total_steps = 100000, .min_lr = 1e-5};
 ///   opt.set_lr(schedule.lr(step));
+/// \endverbatim
 struct WarmupCosine {
     double peak_lr = 1e-3;         ///< reached at step = warmup_steps
-    std::int64_t warmup_steps = 0;
+    std::int64_t warmup_steps = 0;  ///< length of the linear warm-up (≥ 0)
     std::int64_t total_steps = 1;  ///< the floor is reached here
     double min_lr = 0.0;           ///< floor
 
+    /// The rate after `step` updates; throws fmd::invalid_argument naming the field when peak_lr, warmup_steps,
+    /// total_steps (≤ warmup_steps) or min_lr (outside [0, peak_lr]) is invalid, or 'step' when negative.
     double lr(std::int64_t step) const {
         constexpr std::string_view where = "nn::WarmupCosine";
         impl::require_nonnegative(where, "peak_lr", peak_lr);
