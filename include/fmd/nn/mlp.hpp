@@ -70,18 +70,23 @@ struct MLPConfig {
     Index out_dim = 0;      ///< output dimension; 0 → dim
     Index width = 512;      ///< hidden width
     Index depth = 5;        ///< number of hidden Linear + activation blocks (>= 0)
-    Activation activation = Activation::relu;
+    Activation activation = Activation::relu;  ///< non-linearity of the hidden blocks
     TimeConfig time = {};   ///< time embedding (channels 0 → width)
     Index num_classes = 0;  ///< class labels 0 … C − 1 plus ∅ = C; 0 = unconditional
     bool two_times = false; ///< a second time input r (flow map ū(x, t, r)); see the header comment
+    /// Field-wise equality.
     friend bool operator==(const MLPConfig&, const MLPConfig&) = default;
 };
 
+/// Time-conditioned multilayer perceptron u_θ(x, t) (optionally with a class embedding and a second
+/// time r) on one flat parameter buffer, with its own backward pass and forward-mode jvp / tangent;
+/// a Network, ConditionalNetwork or TwoTimeNetwork depending on MLPConfig. Layout and passes: the
+/// header comment.
 template <class S>
 class MLP {
 public:
-    using Scalar = S;
-    using Config = MLPConfig;
+    using Scalar = S;  ///< float or double
+    using Config = MLPConfig;  ///< the configuration type
 
     /// Builds the network and initializes it like PyTorch's nn.Linear from `rng`
     /// (see reset_parameters); Fourier frequencies, if any, come from fmd::Rng(config.time.seed).
@@ -120,12 +125,18 @@ public:
         return Linear<S>::size(c.width, c.dim) + Linear<S>::size(c.width, c.time.channels) * (c.two_times ? 2 : 1) +
                c.depth * Linear<S>::size(c.width, c.width) + Linear<S>::size(c.out_dim, c.width) + table_size(c);
     }
+    /// Number of parameters of this network.
     Index parameter_count() const { return params_.size(); }
 
+    /// dim, the rows of x.
     Index input_dim() const { return config_.dim; }
+    /// out_dim, the rows of the output.
     Index output_dim() const { return config_.out_dim; }
+    /// The hidden width.
     Index width() const { return config_.width; }
+    /// The number of hidden blocks.
     Index depth() const { return config_.depth; }
+    /// C, the number of classes (0: unconditional).
     Index num_classes() const { return config_.num_classes; }
     /// Whether the network takes a second time r (a flow map ū(x, t, r)).
     bool two_times() const { return config_.two_times; }
@@ -153,16 +164,19 @@ public:
 
     /// The flat parameter buffer (layout in the header comment).
     Eigen::Map<Vector<S>> parameters() { return {params_.data(), params_.size()}; }
+    /// Read-only view of the parameter buffer.
     Eigen::Map<const Vector<S>> parameters() const { return {params_.data(), params_.size()}; }
     /// The flat gradient buffer, same layout; backward() overwrites it.
     Eigen::Map<Vector<S>> gradients() { return {grads_.data(), grads_.size()}; }
+    /// Read-only view of the gradient buffer.
     Eigen::Map<const Vector<S>> gradients() const { return {grads_.data(), grads_.size()}; }
 
     /// Number of Linear layers: depth + 3 (+ 1 with two_times). Index constants for layer() / gradient():
     Index layer_count() const { return static_cast<Index>(shapes_.size()); }
-    static constexpr Index input_layer = 0;
-    static constexpr Index time_layer = 1;
+    static constexpr Index input_layer = 0;  ///< Linear_in, on x
+    static constexpr Index time_layer = 1;  ///< Linear_time, on emb(t)
     static constexpr Index hidden_layer(Index k) { return 1 + k; }  ///< k = 1 … depth
+    /// Linear_out: depth + 2.
     Index output_layer() const { return config_.depth + 2; }
     /// Linear_interval, the embedding of r − t (two-time networks only).
     Index interval_layer() const {
@@ -176,6 +190,7 @@ public:
     Index class_table_offset() const { return table_offset(); }
     /// Views of the class table in the parameter / gradient buffer (width x 0 when unconditional).
     Eigen::Map<Matrix<S>> class_table() { return {params_.data() + table_offset(), config_.width, table_cols(config_)}; }
+    /// View of the class table's gradient.
     Eigen::Map<Matrix<S>> class_table_gradient() { return {grads_.data() + table_offset(), config_.width, table_cols(config_)}; }
 
     /// Views of layer i (0 … depth + 2) in the parameter / gradient buffer.
@@ -183,6 +198,7 @@ public:
         const Shape& s = shape(i);
         return {params_.data() + s.offset, s.rows, s.cols};
     }
+    /// View of layer i's gradient.
     Linear<S> gradient(Index i) {
         const Shape& s = shape(i);
         return {grads_.data() + s.offset, s.rows, s.cols};
@@ -190,6 +206,7 @@ public:
 
     /// The time embedding (its frequencies belong in a checkpoint for Fourier features).
     const TimeEmbedding& time_embedding() const { return embedding_; }
+    /// Mutable time embedding (restoring Fourier frequencies).
     TimeEmbedding& time_embedding() { return embedding_; }
 
     /// Training forward pass with per-sample times t (1 x n); caches what backward() needs.
