@@ -80,7 +80,8 @@ constexpr bool forward_only() {
     else return false;
 }
 
-/// Static checks: the first failing static_assert names the concept and the missing member.
+/// Static check: true when St models OdeStepper; otherwise the first failing static_assert names the
+/// concept and the missing member.
 template <class St>
 constexpr bool check_ode_stepper() {
     static_assert(requires { typename St::Scalar; }, "fmd::solver::OdeStepper: the stepper needs `using Scalar = float;` (or double)");
@@ -94,6 +95,7 @@ constexpr bool check_ode_stepper() {
     return true;
 }
 
+/// True when St models SdeStepper; otherwise the first failing static_assert names the missing member.
 template <class St>
 constexpr bool check_sde_stepper() {
     static_assert(requires { typename St::Scalar; }, "fmd::solver::SdeStepper: the stepper needs `using Scalar = float;` (or double)");

@@ -60,14 +60,17 @@ inline void require_positive_finite(const char* where, const char* argument, dou
 }
 }  // namespace detail
 
+/// Adaptive Dormand–Prince 5(4) with a PI step-size controller (theory.md §7): an AdaptiveStepper
+/// that lands exactly on every output time of the grid it integrates over.
 template <class S = double>
 class Dopri5 {
 public:
-    using Scalar = S;
+    using Scalar = S;  ///< float or double
     static constexpr int order = 5;            ///< order of the propagated solution (an AdaptiveStepper)
     static constexpr int error_order = 4;      ///< order of the embedded solution
     static constexpr int nfe_per_attempt = 6;  ///< new evaluations per accepted or rejected step (FSAL)
 
+    /// Throws fmd::invalid_argument naming the option that validate() rejects.
     explicit Dopri5(Dopri5Options options = {}) : opt_(options) { validate(opt_); }
 
     /// Checks every option; throws fmd::error naming the bad one.
@@ -86,6 +89,7 @@ public:
         if (!(o.beta2 >= 0.0 && o.beta2 <= o.beta1)) fmd::detail::fail(where, "beta2", "must lie in [0, beta1 = ", o.beta1, "], got ", o.beta2);
     }
 
+    /// The options.
     const Dopri5Options& options() const { return opt_; }
     /// |h| the controller proposes after the last call (the next step it would try).
     double proposed_step() const { return h_abs_; }

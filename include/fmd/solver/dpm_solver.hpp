@@ -159,18 +159,25 @@ private:
 template <class Path, class S = double>
 class DpmSolver2M {
 public:
-    using Scalar = S;
-    using path_type = Path;
-    static constexpr int order = 2;
-    static constexpr int nfe_per_step = 1;
+    using Scalar = S;  ///< float or double
+    using path_type = Path;  ///< the Gaussian path type
+    static constexpr int order = 2;  ///< order of accuracy
+    static constexpr int nfe_per_step = 1;  ///< field evaluations per step
     static constexpr bool forward_only = true;  ///< from noise towards data only (h > 0)
 
+    /// The path (held by value) and what the field passed to step() predicts.
     explicit DpmSolver2M(Path path, Prediction field = Prediction::velocity) : core_(std::move(path), field, 0.0, "DpmSolver2M") {}
 
+    /// The path.
     const Path& path() const { return core_.path(); }
+    /// What the field passed to step() predicts.
     Prediction field_prediction() const { return core_.field_prediction(); }
+    /// Forgets the history: the next step starts a new solve (integrate calls it).
     void reset() { core_.reset(); }
 
+    /// Advances x (dim × n) from t to t + h in place (theory.md §7); throws fmd::invalid_argument naming
+    /// 'h' unless h > 0 and t + h ≤ 1, 't' where β_t = 0 or the step does not continue the last one
+    /// (call reset() first), 'x' when the batch shape changed mid-solve.
     template <class F>
     void step(F&& field, Out<S> x, double t, double h) {
         core_.advance("DpmSolver2M::step", field, x, t, h, [](Matrix<S>&) {});
@@ -188,19 +195,27 @@ private:
 template <class Path, class S = double>
 class DpmSolver2MSde {
 public:
-    using Scalar = S;
-    using path_type = Path;
-    static constexpr int nfe_per_step = 1;
+    using Scalar = S;  ///< float or double
+    using path_type = Path;  ///< the Gaussian path type
+    static constexpr int nfe_per_step = 1;  ///< field evaluations per step
 
+    /// The path (held by value), the noise level η ≥ 0 and what the field predicts; throws
+    /// fmd::invalid_argument naming 'eta' when negative or not finite.
     explicit DpmSolver2MSde(Path path, double eta = 1.0, Prediction field = Prediction::velocity)
         : core_(std::move(path), field, eta, "DpmSolver2MSde") {}
 
+    /// The path.
     const Path& path() const { return core_.path(); }
+    /// What the field passed to step() predicts.
     Prediction field_prediction() const { return core_.field_prediction(); }
+    /// The noise level η.
     double eta() const { return core_.eta(); }
+    /// The diffusion coefficient σ_t = √(η·2βD/α) this solver discretizes.
     double sigma(double t) const { return core_.sigma(t); }
+    /// Forgets the history: the next step starts a new solve.
     void reset() { core_.reset(); }
 
+    /// Advances x (dim × n) from t to t + h > 0 in place, drawing the noise from rng; throws as DpmSolver2M::step.
     template <class F, class G>
     void step(F&& field, Out<S> x, double t, double h, G& rng) {
         core_.advance("DpmSolver2MSde::step", field, x, t, h, [&rng](Matrix<S>& xi) { fill_normal(xi, rng); });

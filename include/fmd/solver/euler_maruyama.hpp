@@ -13,19 +13,27 @@
 
 namespace fmd::solver {
 
+/// Euler–Maruyama for dX = b_t(X) dt + σ_t dW (theory.md §2.4): X′ = X + h b(X, t) + σ_t √h ξ; an
+/// SdeStepper with σ_t from a SigmaPolicy.
 template <class S = double, SigmaPolicy Sigma = ConstantSigma>
 class EulerMaruyama {
 public:
-    using Scalar = S;
-    using sigma_type = Sigma;
+    using Scalar = S;  ///< float or double
+    using sigma_type = Sigma;  ///< the σ_t policy type
+    /// Weak order of accuracy.
     static constexpr int order = 1;  // weak order
-    static constexpr int nfe_per_step = 1;
+    static constexpr int nfe_per_step = 1;  ///< drift evaluations per step
 
+    /// σ_t given by the policy `sigma` (held by value).
     explicit EulerMaruyama(Sigma sigma) : sigma_(std::move(sigma)) {}
 
+    /// σ_t.
     double sigma(double t) const { return static_cast<double>(sigma_(t)); }
+    /// The σ_t policy.
     const Sigma& sigma_policy() const { return sigma_; }
 
+    /// Advances x (dim × n) in place from t to t + h (h > 0) with drift b, drawing ξ ~ N(0, I) from rng;
+    /// throws fmd::invalid_argument naming 't' or 'h' for a non-finite time or a step that is not positive.
     template <class F, class G>
     void step(F&& b, Out<S> x, double t, double h, G& rng) {
         detail::require_step("EulerMaruyama::step", t, h, true);  // √h: forward only

@@ -151,9 +151,9 @@ std::vector<double> log_snr(const PathOrSchedule& path, long n, double t0, doubl
 
 /// Options of the EDM ρ-grid (Karras et al. 2022 defaults).
 struct EdmOptions {
-    double sigma_min = 0.002;
-    double sigma_max = 80.0;
-    double rho = 7.0;
+    double sigma_min = 0.002;  ///< smallest noise level σ = β/α (> 0)
+    double sigma_max = 80.0;  ///< largest noise level (> sigma_min)
+    double rho = 7.0;  ///< ρ: larger values concentrate the grid at small σ
 };
 
 /// EDM ρ-grid [Karras et al. 2022, eq. 5] in this library's time, n steps (n + 1 points):

@@ -19,12 +19,14 @@ namespace fmd {
 
 /// An observer that ignores everything.
 struct NoObserver {
+    /// Does nothing.
     template <class S>
     void operator()(double, const Matrix<S>&) const {}
 };
 
 /// Throws fmd::numerical_error if the state stops being finite at any grid point (the requested check).
 struct CheckFinite {
+    /// Throws fmd::numerical_error naming 'x' when x has a NaN or Inf at time t.
     template <class S>
     void operator()(double t, const Matrix<S>& x) const {
         if (!x.allFinite()) detail::fail_numerical("integrate", "x", "became non-finite at t = ", t);
@@ -34,10 +36,12 @@ struct CheckFinite {
 /// Records the first `columns` samples at every grid point: trajectories(k) is dim x columns.
 template <class S>
 struct TrajectoryRecorder {
-    Eigen::Index columns = 0;
-    std::vector<double> times;
-    std::vector<Matrix<S>> states;
+    Eigen::Index columns = 0;  ///< number of leading columns recorded
+    std::vector<double> times;  ///< the grid times seen
+    std::vector<Matrix<S>> states;  ///< dim × columns state at each of those times
+    /// Records the first `cols` columns.
     explicit TrajectoryRecorder(Eigen::Index cols) : columns(cols) {}
+    /// Appends t and the first `columns` columns of x.
     void operator()(double t, const Matrix<S>& x) {
         times.push_back(t);
         states.emplace_back(x.leftCols(std::min(columns, x.cols())));

@@ -55,8 +55,8 @@ struct ExactDivergence {
 
 /// Hutchinson's estimator with `probes` Rademacher probes per column, drawn from fmd::Rng(seed).
 struct HutchinsonDivergence {
-    long probes = 1;
-    std::uint64_t seed = 0;
+    long probes = 1;  ///< Rademacher probes per column (≥ 1)
+    std::uint64_t seed = 0;  ///< seed of the probes' generator
     double fd_step = 0.0;  ///< as in ExactDivergence
 };
 
@@ -82,9 +82,11 @@ void fill_rademacher(Matrix<S>& m, G& rng) {
 template <class S, class F, class Policy = ExactDivergence>
 class LikelihoodField {
 public:
-    static constexpr bool hutchinson = std::is_same_v<Policy, HutchinsonDivergence>;
+    static constexpr bool hutchinson = std::is_same_v<Policy, HutchinsonDivergence>;  ///< whether the divergence is estimated (Hutchinson) or exact
     static_assert(hutchinson || std::is_same_v<Policy, ExactDivergence>, "Policy must be ExactDivergence or HutchinsonDivergence");
 
+    /// Wraps `field` by reference; throws fmd::invalid_argument naming 'fd_step' (negative or not finite) or
+    /// 'probes' (< 1).
     LikelihoodField(F& field, Policy policy) : field_(&field), policy_(policy), rng_(seed_of(policy)) {
         constexpr const char* where = "LikelihoodField";
         if (!(policy_.fd_step >= 0.0) || !std::isfinite(policy_.fd_step))
@@ -131,7 +133,9 @@ public:
         out.row(d) = div_.transpose().template cast<S>();
     }
 
+    /// Calls made to the wrapped field so far.
     long field_evals() const { return field_evals_; }
+    /// Jacobian-vector products taken so far (the field's jvp, or finite differences).
     long jvp_evals() const { return jvp_evals_; }
 
 private:

@@ -69,8 +69,8 @@ class AdamsBashforth {
     static_assert(K == 2 || K == 3, "fmd::solver::AdamsBashforth: K must be 2 or 3");
 
 public:
-    using Scalar = S;
-    static constexpr int order = K;
+    using Scalar = S;  ///< float or double
+    static constexpr int order = K;  ///< K
     static constexpr int nfe_per_step = 1;  ///< steady state; the AB3 bootstrap costs one more
     /// Exact NFE of a solve over n steps (n ≥ 1).
     static constexpr long nfe(long n) { return K == 2 ? n : n + 1; }
@@ -85,6 +85,8 @@ public:
     /// Velocities currently stored (0 after reset, at most K).
     int history() const { return count_; }
 
+    /// Advances x (dim × n) in place from t to t + h with the VectorField u; throws fmd::invalid_argument
+    /// naming 't' (not finite) or 'h' (not finite or zero). The first steps of a solve bootstrap the history (theory.md §7.2).
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
         constexpr const char* where = "AdamsBashforth::step";

@@ -31,10 +31,12 @@ inline void require_step(const char* where, double t, double h, bool forward_onl
 template <class S = double>
 class Euler {
 public:
-    using Scalar = S;
-    static constexpr int order = 1;
-    static constexpr int nfe_per_step = 1;
+    using Scalar = S;  ///< float or double
+    static constexpr int order = 1;  ///< order of accuracy
+    static constexpr int nfe_per_step = 1;  ///< field evaluations per step
 
+    /// Advances x (dim × n) in place from t to t + h with the VectorField u; throws fmd::invalid_argument
+    /// naming 't' (not finite) or 'h' (not finite or zero).
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
         detail::require_step("Euler::step", t, h);
@@ -51,10 +53,12 @@ private:
 template <class S = double>
 class Midpoint {
 public:
-    using Scalar = S;
-    static constexpr int order = 2;
-    static constexpr int nfe_per_step = 2;
+    using Scalar = S;  ///< float or double
+    static constexpr int order = 2;  ///< order of accuracy
+    static constexpr int nfe_per_step = 2;  ///< field evaluations per step
 
+    /// Advances x (dim × n) in place from t to t + h with the VectorField u; throws fmd::invalid_argument
+    /// naming 't' (not finite) or 'h' (not finite or zero).
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
         detail::require_step("Midpoint::step", t, h);
@@ -74,10 +78,12 @@ private:
 template <class S = double>
 class Heun {
 public:
-    using Scalar = S;
-    static constexpr int order = 2;
-    static constexpr int nfe_per_step = 2;
+    using Scalar = S;  ///< float or double
+    static constexpr int order = 2;  ///< order of accuracy
+    static constexpr int nfe_per_step = 2;  ///< field evaluations per step
 
+    /// Advances x (dim × n) in place from t to t + h with the VectorField u; throws fmd::invalid_argument
+    /// naming 't' (not finite) or 'h' (not finite or zero).
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
         detail::require_step("Heun::step", t, h);
@@ -98,10 +104,12 @@ private:
 template <class S = double>
 class RK4 {
 public:
-    using Scalar = S;
-    static constexpr int order = 4;
-    static constexpr int nfe_per_step = 4;
+    using Scalar = S;  ///< float or double
+    static constexpr int order = 4;  ///< order of accuracy
+    static constexpr int nfe_per_step = 4;  ///< field evaluations per step
 
+    /// Advances x (dim × n) in place from t to t + h with the VectorField u; throws fmd::invalid_argument
+    /// naming 't' (not finite) or 'h' (not finite or zero).
     template <class F>
     void step(F&& u, Out<S> x, double t, double h) {
         detail::require_step("RK4::step", t, h);
