@@ -19,6 +19,7 @@
 
 namespace fmd::train {
 
+/// What fit() tells each callback after a step.
 struct StepInfo {
     std::int64_t step;   ///< steps done, this one included
     std::int64_t total;  ///< steps this fit() call will reach
@@ -75,9 +76,11 @@ std::int64_t fit(Trainer& trainer, const Source& source, G& rng, std::int64_t un
 /// line every `every` steps.
 class Progress {
 public:
+    /// Reports to `out`; `every` is the step interval of the plain lines when `out` is not a terminal.
     explicit Progress(std::int64_t every = 1000, std::FILE* out = stderr)
         : every_(every), out_(out), tty_(detail::is_terminal(out)), start_(clock::now()), last_(start_) {}
 
+    /// Updates the loss EMA (decay 0.99) and prints when due.
     template <class Trainer, class G>
     void on_step(const StepInfo& s, Trainer&, G&) {
         ema_ = first_ ? s.loss : 0.99 * ema_ + 0.01 * s.loss;
@@ -94,11 +97,12 @@ public:
                      static_cast<long long>(s.total), ema_, rate, format(eta).c_str(), tty_ ? "   " : "\n");
         std::fflush(out_);
     }
+    /// Ends the updating line on a terminal.
     template <class Trainer>
     void on_end(Trainer&) {
         if (tty_ && !first_) std::fputc('\n', out_);
     }
-    double loss_ema() const { return ema_; }
+    double loss_ema() const { return ema_; }  ///< exponential moving average of the loss so far
 
 private:
     using clock = std::chrono::steady_clock;
@@ -119,7 +123,8 @@ private:
 
 /// Records every step's loss.
 struct LossHistory {
-    std::vector<double> losses;
+    std::vector<double> losses;  ///< one loss per step, in order
+    /// Appends the step's loss.
     template <class Trainer, class G>
     void on_step(const StepInfo& s, Trainer&, G&) { losses.push_back(s.loss); }
 };
@@ -127,12 +132,14 @@ struct LossHistory {
 /// Writes a checkpoint every `every` steps (durably and atomically, see save_checkpoint). A state
 /// with non-finite weights is never written: save_checkpoint throws and the last good file stays.
 struct CheckpointEvery {
-    std::int64_t every;
-    std::string path;
+    std::int64_t every;  ///< steps between checkpoints (≥ 1)
+    std::string path;    ///< the checkpoint file, overwritten each time
+    /// Throws fmd::invalid_argument naming 'every' (< 1) or 'path' (empty).
     CheckpointEvery(std::int64_t every_steps, std::string file) : every(every_steps), path(std::move(file)) {
         if (every <= 0) detail::fail("train::CheckpointEvery", "every", "must be >= 1 (steps between checkpoints), got ", every);
         if (path.empty()) detail::fail("train::CheckpointEvery", "path", "must name a file");
     }
+    /// Saves trainer.checkpoint(rng) when the step is a multiple of `every`.
     template <class Trainer, class G>
     void on_step(const StepInfo& s, Trainer& trainer, G& rng) {
         if (s.step % every == 0) save_checkpoint(path, trainer.checkpoint(rng));

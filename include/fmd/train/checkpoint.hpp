@@ -35,23 +35,28 @@
 
 namespace fmd::train {
 
+/// Everything a training run needs to continue bit-identically (docs/architecture.md
+/// "Reproducibility"); written by save_checkpoint / serialize_checkpoint, read by
+/// load_checkpoint / parse_checkpoint.
 template <class S>
 struct Checkpoint {
     std::string architecture;               ///< the network's description; must match on restore
     std::string optimizer;                  ///< the optimizer's kind (e.g. "nn::AdamW"); must match on restore when both are known
     Vector<S> parameters;                   ///< the contiguous parameter buffer
     std::vector<Vector<S>> optimizer_state;  ///< e.g. Adam's m and v
-    std::uint64_t optimizer_step = 0;
+    std::uint64_t optimizer_step = 0;       ///< the optimizer's own step count
     std::vector<Vector<S>> extra;           ///< e.g. EMA weights
     std::uint64_t step = 0;                 ///< training steps done
     std::string rng_state;                  ///< `os << engine` text
 };
 
 namespace ckpt {
-inline constexpr char checkpoint_magic[8] = {'F', 'M', 'D', 'C', 'K', 'P', 'T', '1'};
-inline constexpr std::uint32_t checkpoint_version = 2;
+inline constexpr char checkpoint_magic[8] = {'F', 'M', 'D', 'C', 'K', 'P', 'T', '1'};  ///< first bytes of a checkpoint file
+inline constexpr std::uint32_t checkpoint_version = 2;  ///< format version written (version 1 is still read)
+/// Largest step count a checkpoint may hold (2^63 − 1: steps are std::int64_t in the trainer).
 inline constexpr std::uint64_t max_step = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
 
+/// 64-bit FNV-1a hash of n bytes: the checksum at the end of checkpoint and pair files.
 inline std::uint64_t fnv1a(const char* data, std::size_t n) {
     std::uint64_t h = 1469598103934665603ull;
     for (std::size_t i = 0; i < n; ++i) {
@@ -61,24 +66,28 @@ inline std::uint64_t fnv1a(const char* data, std::size_t n) {
     return h;
 }
 
+/// Appends little pieces of the format to a byte buffer.
 class Writer {
 public:
+    /// Appends the bytes of a trivially copyable value.
     template <class T>
     void pod(const T& v) {
         const char* p = reinterpret_cast<const char*>(&v);
         buf_.insert(buf_.end(), p, p + sizeof(T));
     }
+    /// Appends a length (uint64) and the bytes of s.
     void bytes(const std::string& s) {
         pod(static_cast<std::uint64_t>(s.size()));
         buf_.insert(buf_.end(), s.begin(), s.end());
     }
+    /// Appends a length (uint64) and the entries of v.
     template <class S>
     void vec(const Vector<S>& v) {
         pod(static_cast<std::uint64_t>(v.size()));
         const char* p = reinterpret_cast<const char*>(v.data());
         buf_.insert(buf_.end(), p, p + sizeof(S) * static_cast<std::size_t>(v.size()));
     }
-    std::vector<char>& buffer() { return buf_; }
+    std::vector<char>& buffer() { return buf_; }  ///< the bytes written so far
 
 private:
     std::vector<char> buf_;
@@ -88,7 +97,9 @@ private:
 /// before anything is allocated.
 class Reader {
 public:
+    /// Reads from b; errors name the function `where` and the argument `name`.
     Reader(std::span<const char> b, std::string_view where, std::string_view name) : b_(b), where_(where), name_(name) {}
+    /// Reads a trivially copyable value; fmd::io_error when truncated.
     template <class T>
     T pod() {
         need(sizeof(T));
@@ -97,12 +108,14 @@ public:
         pos_ += sizeof(T);
         return v;
     }
+    /// Reads a length-prefixed string; fmd::io_error when the length runs past the end.
     std::string bytes() {
         const auto n = length(1);
         std::string s(b_.data() + pos_, n);
         pos_ += n;
         return s;
     }
+    /// Reads a length-prefixed vector; fmd::io_error when truncated or non-finite (naming `what`).
     template <class S>
     Vector<S> vec(const char* what) {
         const auto n = length(sizeof(S));
@@ -112,17 +125,19 @@ public:
         if (!v.allFinite()) fail("holds non-finite ", what, " (NaN or Inf)");
         return v;
     }
+    /// Reads an entry count, checked to fit in the bytes left at `min_bytes_each` bytes per entry.
     std::uint64_t count(std::size_t min_bytes_each) {
         const auto n = pod<std::uint64_t>();
         if (n > (b_.size() - pos_) / min_bytes_each) fail("is corrupted: ", n, " entries cannot fit in the bytes left");
         return n;
     }
-    std::size_t position() const { return pos_; }
+    std::size_t position() const { return pos_; }  ///< bytes read so far
+    /// Throws fmd::io_error naming the function, the argument and the file, then `parts`.
     template <class... Parts>
     [[noreturn]] void fail(const Parts&... parts) const {
         fmd::detail::fail_io(where_, name_, "'", file_, "' ", parts...);
     }
-    void set_file(std::string_view file) { file_ = file; }
+    void set_file(std::string_view file) { file_ = file; }  ///< the file name quoted in errors
 
 private:
     std::size_t length(std::size_t unit) {
@@ -138,6 +153,8 @@ private:
     std::size_t pos_ = 0;
 };
 
+/// Throws fmd::numerical_error naming 'checkpoint' when c holds a NaN or Inf (parameters, optimizer
+/// state or extra state).
 template <class S>
 void require_finite_checkpoint(const Checkpoint<S>& c, std::string_view where) {
     auto check = [&](const Vector<S>& v, const char* what) {

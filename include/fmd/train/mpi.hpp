@@ -54,21 +54,25 @@
 
 namespace fmd::mpi {
 
+/// This process's rank in comm.
 inline int rank(MPI_Comm comm = MPI_COMM_WORLD) {
     int r = 0;
     MPI_Comm_rank(comm, &r);
     return r;
 }
+/// The number of ranks in comm.
 inline int size(MPI_Comm comm = MPI_COMM_WORLD) {
     int n = 1;
     MPI_Comm_size(comm, &n);
     return n;
 }
+/// True on rank 0 of comm.
 inline bool is_root(MPI_Comm comm = MPI_COMM_WORLD) { return rank(comm) == 0; }
 
 /// MPI_Init_thread (funneled: Eigen's OpenMP threads never call MPI) and MPI_Finalize.
 class Session {
 public:
+    /// Initializes MPI with main's arguments.
     Session(int& argc, char**& argv) {
         int provided = 0;
         MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
@@ -136,8 +140,9 @@ inline std::vector<char> broadcast_bytes(std::vector<char> bytes, const std::str
 template <class Trainer>
 class DataParallel {
 public:
-    using S = typename Trainer::S;
+    using S = typename Trainer::S;  ///< the trainer's scalar
 
+    /// Installs the allreduce as the trainer's gradient reducer and broadcasts rank 0's state (collective).
     explicit DataParallel(Trainer& trainer, MPI_Comm comm = MPI_COMM_WORLD) : trainer_(&trainer), comm_(comm) {
         trainer.set_gradient_reducer([this](Eigen::Ref<Vector<S>> g, double loss) { return reduce(g, loss); });
         broadcast_state();
@@ -145,11 +150,11 @@ public:
     DataParallel(const DataParallel&) = delete;
     DataParallel& operator=(const DataParallel&) = delete;
 
-    int rank() const { return mpi::rank(comm_); }
-    int size() const { return mpi::size(comm_); }
+    int rank() const { return mpi::rank(comm_); }  ///< this rank in the communicator
+    int size() const { return mpi::size(comm_); }  ///< number of ranks
     /// Seconds spent in the allreduces, and their number (for the benchmark's share of step time).
     double allreduce_seconds() const { return seconds_; }
-    long allreduces() const { return count_; }
+    long allreduces() const { return count_; }  ///< number of gradient allreduces so far
 
     /// Copies rank 0's parameters, optimizer state, EMA and step to every rank (not the generators).
     void broadcast_state() {

@@ -43,8 +43,8 @@ struct PairSet {
     Matrix<S> noise;  ///< d x K: ε
     Matrix<S> data;   ///< d x K: Z1 = Φ(ε), the flow's endpoint
 
-    Eigen::Index dim() const { return noise.rows(); }
-    Eigen::Index size() const { return noise.cols(); }
+    Eigen::Index dim() const { return noise.rows(); }   ///< d
+    Eigen::Index size() const { return noise.cols(); }  ///< K, the number of pairs
 
     /// Fills column j of z and eps with a uniformly drawn pair. No allocation.
     template <class G>

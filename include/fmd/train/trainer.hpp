@@ -44,8 +44,9 @@
 
 namespace fmd::train {
 
+/// Options of Trainer (C++20 designated initializers).
 struct TrainerOptions {
-    Eigen::Index batch_size = 64;
+    Eigen::Index batch_size = 64;        ///< samples per step (≥ 1)
     double ema_decay = 0.0;              ///< 0 = no EMA; e.g. 0.999 keeps ema ← d·ema + (1 − d)·θ (replace with set_average_policy)
     std::optional<double> clip_norm{};   ///< clip gradients to this global L2 norm (replace with set_gradient_policy)
     std::function<double(std::int64_t)> lr_schedule{};  ///< lr for the update about to be taken (or set_lr_schedule)
@@ -108,14 +109,16 @@ std::string optimizer_of(const Opt& opt) {
 
 /// Global-norm clipping as a GradientPolicy (torch.nn.utils.clip_grad_norm_).
 struct ClipGlobalNorm {
-    double max_norm;
+    double max_norm;  ///< the largest global L2 norm kept (> 0)
+    /// Clips grads in place; returns their norm before clipping.
     template <class S>
     double operator()(Eigen::Ref<Vector<S>> grads) const { return nn::clip_grad_norm(grads, max_norm); }
 };
 
 /// ema ← d·ema + (1 − d)·θ as an AveragePolicy.
 struct ExponentialAverage {
-    double decay;
+    double decay;  ///< d ∈ [0, 1)
+    /// One update of avg from params (the step count is unused).
     template <class S>
     void operator()(Eigen::Ref<Vector<S>> avg, const Eigen::Ref<const Vector<S>>& params, std::int64_t) const {
         const S d = S(decay);
@@ -130,7 +133,7 @@ class Trainer {
     static_assert(nn::check_network<Net>());
 
 public:
-    using S = typename Net::Scalar;
+    using S = typename Net::Scalar;  ///< the network's scalar
 
 private:
     static_assert(nn::check_optimizer<Opt, S>());
@@ -150,6 +153,9 @@ private:
                   "fmd::train::Trainer: a path without coefficients(t) (not Gaussian) trains velocity losses only (its target is the path's conditional velocity)");
 
 public:
+    /// Holds the path, loss, options, time sampler and coupling by value and the network and optimizer by
+    /// reference; throws fmd::invalid_argument naming 'batch_size' (< 1), 'ema_decay' (outside [0, 1)),
+    /// 'clip_norm' (not finite and > 0) or 'label_dropout' (outside [0, 1]).
     Trainer(Path path, L loss, Net& net, Opt& opt, TrainerOptions options = {}, TimeSampler times = {}, Coupling coupling = {})
         : path_(std::move(path)), loss_(std::move(loss)), net_(&net), opt_(&opt), options_(std::move(options)), times_(std::move(times)),
           coupling_(std::move(coupling)) {
@@ -246,12 +252,12 @@ public:
         return update(z, true, rng);
     }
 
-    std::int64_t step() const { return step_; }
-    Net& network() { return *net_; }
-    const Path& path() const { return path_; }
+    std::int64_t step() const { return step_; }       ///< training steps taken (restored from checkpoints)
+    Net& network() { return *net_; }                  ///< the network being trained
+    const Path& path() const { return path_; }        ///< the probability path
     /// Weight average (empty without an average policy); copy it into the network to sample with it.
     const Vector<S>& ema() const { return ema_; }
-    const TrainerOptions& options() const { return options_; }
+    const TrainerOptions& options() const { return options_; }  ///< the options
     /// The coupling policy (e.g. ExactOT::last_cost() of the last batch).
     const Coupling& coupling() const { return coupling_; }
     /// Global L2 norm of the last step's gradients before the gradient policy changed them (NaN when
