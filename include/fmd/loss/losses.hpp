@@ -67,8 +67,10 @@ concept Loss = requires(const PathCoefficients& c) {
 };
 
 /// A loss with a time weighting λ(t) and a distance D (loss/weighting.hpp); also a Loss.
+/// \code
 ///   auto objective = fmd::loss::weighted(fmd::loss::epsilon, fmd::loss::MinSnr{5.0});
 ///   auto robust = fmd::loss::weighted(fmd::loss::cfm, fmd::loss::Unweighted{}, fmd::loss::PseudoHuber{0.03});
+/// \endcode
 template <Loss L, class W = Unweighted, class D = SquaredError>
 struct Weighted {
     static_assert(Distance<D, float> || Distance<D, double>,

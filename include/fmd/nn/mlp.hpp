@@ -62,9 +62,11 @@ namespace fmd::nn {
 /// Architecture of an MLP (C++20 designated initializers); also its description for checkpoints
 /// (MLP::config() returns it with every default resolved; compare with ==).
 ///
+/// \code
 ///   fmd::nn::MLP<float> net({.dim = 2, .width = 512, .depth = 5}, rng);     // the seed notebook's model
 ///   fmd::nn::MLP<double> small({.dim = 3, .width = 64, .depth = 3, .activation = fmd::nn::Activation::silu,
 ///                               .time = {.kind = fmd::nn::Embedding::fourier, .sigma = 4.0}}, rng);
+/// \endcode
 struct MLPConfig {
     Index dim = 2;          ///< input dimension (x is dim x n)
     Index out_dim = 0;      ///< output dimension; 0 → dim

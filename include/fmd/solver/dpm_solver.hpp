@@ -190,7 +190,7 @@ private:
 /// DPM-Solver++(2M) SDE with noise level η ≥ 0 (η = 1: reverse diffusion, the default; η = 0:
 /// DpmSolver2M). 1 NFE per step. An SdeStepper whose sigma(t) = √(η·2βD/α) is the diffusion
 /// coefficient it discretizes; it takes the model field itself (a PathStepper), so sample with
-///   fmd::sample(u, x, grid, stepper, rng)   or   fmd::integrate(u, x, grid, stepper, rng),
+///   `fmd::sample(u, x, grid, stepper, rng)`   or   `fmd::integrate(u, x, grid, stepper, rng)`,
 /// not the path overload of sample (which wraps u into the EM drift u + σ²/2 s).
 template <class Path, class S = double>
 class DpmSolver2MSde {

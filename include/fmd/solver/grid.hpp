@@ -112,7 +112,9 @@ inline std::vector<double> uniform(long n, double t0 = 0.0, double t1 = 1.0) {
 }
 
 /// Cosine (Chebyshev–Lobatto) spacing, n steps:
+/// \verbatim
 ///   t_k = t0 + (t1 − t0) · (1 − cos(π k/n))/2,   k = 0..n.
+/// \endverbatim
 /// Points cluster at both ends (first and last steps ≈ (t1 − t0) π²/(4n²)), the middle step is
 /// ≈ (t1 − t0) π/(2n): small steps where the fields of §4.2 change fastest (near noise and data).
 inline std::vector<double> cosine(long n, double t0 = 0.0, double t1 = 1.0) {
@@ -157,9 +159,11 @@ struct EdmOptions {
 };
 
 /// EDM ρ-grid [Karras et al. 2022, eq. 5] in this library's time, n steps (n + 1 points):
+/// \verbatim
 ///   σ_i = (σ_max^{1/ρ} + i/(n−1) (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ,   i = 0..n−1   (n = 1: σ_0 = σ_max),
 ///   t_i solves β_t/α_t = σ_i (EDM's σ is β/α, theory.md §1.4), by bisection on λ = −log σ;
 ///   t_n = 1: Karras's appended σ_n = 0, the data end of the path.
+/// \endverbatim
 /// Endpoint handling: the grid starts at t(σ_max) > 0, not at 0 (linear: t_0 = 1/81). Karras
 /// start there from x = σ_max·N(0, I) in EDM units, i.e. x_t = α_t σ_max ε = β_t ε here; a sampler
 /// fed N(0, I) at t_0 makes the same approximation up to the factor β_{t_0} (0.988 for linear).
