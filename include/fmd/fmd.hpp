@@ -34,7 +34,9 @@
 #include <fmd/train/train.hpp>
 
 /// \file
-/// Umbrella header: every public header except `<fmd/data/idx.hpp>` (zlib) and `<fmd/train/mpi.hpp>` (MPI).
+/// Umbrella header: every public header except those with a dependency beyond Eigen:
+/// `<fmd/data/idx.hpp>` (zlib), `<fmd/train/mpi.hpp>` (MPI), `<fmd/io/safetensors.hpp>` (nlohmann-json)
+/// and `<fmd/torch/…>` (LibTorch).
 
 /// \namespace fmd
 /// Flow matching and diffusion: batch types, errors, randomness, probability paths, fields, samplers.
