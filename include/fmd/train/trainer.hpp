@@ -126,8 +126,11 @@ struct ExponentialAverage {
     }
 };
 
-/// Coupling: how each batch's noise is paired with its data (coupling/couplings.hpp); the default
-/// Independent draws ε and uses it as is.
+/// The training loop of theory.md §6 as one object: each train_step draws a batch from a data
+/// source, pairs it with noise, draws per-sample times, regresses the network on the loss's target
+/// (or runs an Objective) and takes an optimizer step; see the header comment. Coupling: how each
+/// batch's noise is paired with its data (coupling/couplings.hpp); the default Independent draws ε
+/// and uses it as is.
 template <class Path, class L, class Net, class Opt, class TimeSampler = time_sampler::Uniform, class Coupling = coupling::Independent>
 class Trainer {
     static_assert(nn::check_network<Net>());
