@@ -29,7 +29,7 @@ public:
 };
 
 /// A numerical failure: a loss, gradient, weight or state that became non-finite, or a
-/// computation that cannot continue (e.g. an iteration cap reached without convergence).
+/// computation that cannot continue (such as an iteration cap reached without convergence).
 class numerical_error : public error {
 public:
     using error::error;

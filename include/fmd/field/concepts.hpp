@@ -19,7 +19,7 @@ template <class F, class S>
 concept ScoreField = VectorField<F, S>;
 
 /// Class labels of a batch, one per column; each model defines its reserved null label ∅
-/// (e.g. nn::MLP::null_label() == num_classes).
+/// (nn::MLP: null_label() == num_classes).
 using Labels = std::span<const int>;
 
 /// f(x, t, labels, out): the class-conditional field u_t(x|y) with y = labels[j] for column j

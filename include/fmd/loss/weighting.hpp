@@ -23,7 +23,7 @@ struct Unweighted {
     double operator()(const Path&, double) const { return 1.0; }
 };
 
-/// Min-SNR-γ (Hang et al. 2023): λ(t) = min(SNR_t, γ)/SNR_t with SNR_t = α_t²/β_t², the form
+/// Min-SNR-γ (Hang et al., 2023): λ(t) = min(SNR_t, γ)/SNR_t with SNR_t = α_t²/β_t², the form
 /// for ε-prediction; it caps the weight of nearly clean times. For the x1 loss multiply by SNR_t,
 /// for velocity see theory.md §6.6 (equivalent weights).
 struct MinSnr {
@@ -40,7 +40,7 @@ struct MinSnr {
     }
 };
 
-/// EDM's loss weight (Karras et al. 2022) for the x1 (denoiser) loss: with σ = β_t/α_t,
+/// EDM's loss weight (Karras et al., 2022) for the x1 (denoiser) loss: with σ = β_t/α_t,
 /// λ = (σ² + σ_data²)/(σ·σ_data)², which makes the effective training target unit-variance.
 struct EdmWeight {
     double sigma_data = 0.5;  ///< standard deviation of the data (> 0)
