@@ -10,10 +10,11 @@ so the format is written and read here with struct + json (same layout as the sa
         init) as F32, BF16 and F16 weights, and notebook_w16_d2_io.safetensors with a fixed input
         batch, PyTorch's float64 forward for each weight file, 4 Euler steps of the F32 model, and
         F16 / BF16 special values as PyTorch converts them.
-    /usr/bin/python3 scripts/torch/safetensors_roundtrip.py check --writer BUILD/tests/fmd_safetensors_write_mlp --dir DIR
-        runs fmd's writer (an fmd MLP saved with fmd::io::save_mlp, its inputs and fmd's forward),
-        loads the weights into NotebookMLP (load_state_dict, strict) and compares the forward to
-        1e-5; then writes the state dict back from PyTorch and checks it reads into the same values.
+    /usr/bin/python3 scripts/torch/safetensors_roundtrip.py check --dir DIR
+        reads what fmd wrote into DIR (ctest io.safetensors_export: fmd_mlp.safetensors, an fmd MLP
+        saved with fmd::io::save_mlp, and fmd_io.safetensors, a batch and fmd's forward on it), loads
+        the weights into NotebookMLP (load_state_dict, strict) and compares the forward to 1e-5; then
+        writes the state dict back from PyTorch and checks it reads into the same values.
     /usr/bin/python3 scripts/torch/safetensors_roundtrip.py export --out model.safetensors [--width 512 --depth 5 --seed 0]
         a PyTorch-initialized notebook model for fmd::io::load_mlp (MLPConfig{.dim = 2, .width, .depth}).
 
@@ -25,7 +26,6 @@ import json
 import math
 import os
 import struct
-import subprocess
 import sys
 
 import torch
@@ -162,10 +162,8 @@ def fixture(args):
 
 
 def check(args):
-    os.makedirs(args.dir, exist_ok=True)
     weights = os.path.join(args.dir, "fmd_mlp.safetensors")
     io_path = os.path.join(args.dir, "fmd_io.safetensors")
-    subprocess.run([args.writer, weights, io_path], check=True)
     model, metadata = load_notebook(weights)
     io, _ = load_file(io_path)
     out = forward64(model, io["x"], io["t"])
@@ -196,7 +194,6 @@ def main():
     p = sub.add_parser("fixture")
     p.add_argument("--dir", default=os.path.join(here, "..", "..", "tests", "fixtures"))
     p = sub.add_parser("check")
-    p.add_argument("--writer", required=True)
     p.add_argument("--dir", required=True)
     p = sub.add_parser("export")
     p.add_argument("--out", required=True)

@@ -3,7 +3,9 @@
 // (tests/fixtures/notebook_w16_d2_*.safetensors, scripts/torch/safetensors_roundtrip.py fixture)
 // loaded into fmd's MLP with PyTorch's forward and Euler samples reproduced, MLP save → load, the
 // generic parameter layout, and each malformed file or mismatched model rejected with the model unchanged.
+// The hidden case [torch_export] writes fmd's side of the PyTorch check (ctest io.safetensors_torch_roundtrip).
 #include <bit>
+#include <cstdlib>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -463,4 +465,34 @@ TEST_CASE("malformed files and mismatched models: an error naming the field, the
     fmd::io::write_safetensors(path, good);
     fmd::io::load_mlp(path, net);
     CHECK(net.parameters() == fmd::nn::MLP<float>(config, 2).parameters());
+}
+
+// fmd's side of scripts/torch/safetensors_roundtrip.py check (run by ctest with the directory in
+// FMD_SAFETENSORS_EXPORT_DIR): an fmd MLP shaped like the notebook model saved with save_mlp, and
+// a batch with fmd's forward on it, which PyTorch must reproduce from the saved weights.
+TEST_CASE("export an fmd MLP and its forward for PyTorch", "[.torch_export]") {
+    const char* dir = std::getenv("FMD_SAFETENSORS_EXPORT_DIR");
+    REQUIRE(dir != nullptr);
+    std::filesystem::create_directories(dir);
+    const fmd::nn::MLPConfig config{.dim = 2, .width = 24, .depth = 3};
+    fmd::nn::MLP<float> net(config, 11);
+    const std::string weights = std::string(dir) + "/fmd_mlp.safetensors";
+    fmd::io::save_mlp(weights, net);
+
+    // Reloaded into double: the forward PyTorch runs in float64 on the same (F32) weights.
+    fmd::nn::MLP<double> twin(config, 0);
+    fmd::io::load_mlp(weights, twin);
+    const Eigen::Index n = 6;
+    fmd::Matrix<double> x(2, n), out(2, n);
+    x << 0.5, -1.0, 2.0, 0.0, -0.75, 1.25,  //
+        -1.5, 0.25, 1.0, 0.0, 3.0, -2.0;
+    fmd::Row<double> t(n);
+    t << 0.0, 0.05, 0.3, 0.5, 0.77, 1.0;
+    twin.forward(x, t, out);
+    // fmd's dim x n column-major batch is PyTorch's n x dim row-major one.
+    SafeTensors io;
+    io.insert("x", Tensor::from_values<double>(DType::f64, {n, 2}, std::span<const double>(x.data(), 2 * n)));
+    io.insert("t", Tensor::from_values<double>(DType::f64, {n}, std::span<const double>(t.data(), n)));
+    io.insert("fmd_out", Tensor::from_values<double>(DType::f64, {n, 2}, std::span<const double>(out.data(), 2 * n)));
+    fmd::io::write_safetensors(std::string(dir) + "/fmd_io.safetensors", io);
 }
