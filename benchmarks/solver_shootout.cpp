@@ -17,7 +17,8 @@
 // Headline: the fewest NFE at which each solver's error falls to Euler-1000's error on the same
 // problem: bisection on the step count between the ladder budgets that bracket the target
 // (assumes the error falls with NFE there); Dopri5: the cheapest run of a tolerance sweep.
-// Output: tables on stdout and OUT/solver_shootout.png (log-log error vs NFE).
+// Output: tables on stdout and the error curves as .npy files in OUT/solver_shootout/, from which
+// examples/plots/solver_shootout.py draws OUT/solver_shootout.png (log-log error vs NFE).
 //
 //   solver_shootout [--out DIR] [--checkpoint FILE] [--checkpoint-smooth FILE]
 //                   [--train-steps 20000] [--points 512] [--no-network] [--seed 0]
@@ -26,6 +27,7 @@
 // DIR/shootout_checkerboard_scale100.ckpt), so later runs reuse it.
 // `02_checkerboard --checkpoint FILE` writes a file compatible with --checkpoint.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -42,7 +44,7 @@
 #include <fmd/train/train.hpp>
 
 #include "common/cli.hpp"
-#include "common/plot.hpp"
+#include "common/npy.hpp"
 
 namespace {
 
@@ -242,53 +244,14 @@ fmd::nn::MLP<float> checkerboard_model(const std::string& file, double time_scal
     return net;
 }
 
-// ---- plot: log10 error against log10 NFE, one panel per problem, legend panel last ----
-const std::vector<plot::Color> palette{plot::black, plot::blue, plot::orange, {140, 86, 75}, plot::green, {23, 190, 207}, plot::red,
-                                       {255, 152, 150}, plot::purple, {197, 176, 213}, {188, 189, 34}, {227, 119, 194}};
-
-plot::Canvas panel(const Result& r) {
-    double lo = std::log10(r.target), hi = lo;
-    for (const auto& c : r.curves)
-        for (const auto& p : c.ladder)
-            if (p.error > 0) lo = std::min(lo, std::log10(p.error)), hi = std::max(hi, std::log10(p.error));
-    lo = std::floor(lo), hi = std::ceil(hi);
-    const double x0 = std::log10(3.0), x1 = std::log10(1500.0);
-    plot::Canvas c(480, 360, x0 - 0.12 * (x1 - x0), x1, lo - 0.08 * (hi - lo), hi);
-    c.frame();
-    for (double e = lo; e <= hi; e += 1) {  // decades of error
-        c.line(x0, e, x1, e, plot::Color{225, 225, 225});
-        c.text(2, static_cast<int>(c.row(e)) - 4, "1e" + std::to_string(static_cast<int>(e)), plot::gray, 1);
-    }
-    for (long n : {4L, 16L, 64L, 256L, 1000L}) {  // NFE ticks
-        c.line(std::log10(n), lo, std::log10(n), hi, plot::Color{225, 225, 225});
-        c.text(static_cast<int>(c.col(std::log10(n))) + 2, c.height() - 12, std::to_string(n), plot::gray, 1);
-    }
-    c.line(x0, std::log10(r.target), x1, std::log10(r.target), plot::gray);  // Euler-1000's error
-    for (std::size_t k = 0; k < r.curves.size(); ++k) {
-        const auto& pts = r.curves[k].ladder;
-        const auto col = palette[k % palette.size()];
-        for (std::size_t i = 0; i < pts.size(); ++i) {
-            if (pts[i].error <= 0) continue;
-            const double px = std::log10(static_cast<double>(pts[i].nfe)), py = std::log10(pts[i].error);
-            c.dot(px, py, col, 2.0, 1.0);
-            if (i + 1 < pts.size() && pts[i + 1].error > 0)
-                c.line(px, py, std::log10(static_cast<double>(pts[i + 1].nfe)), std::log10(pts[i + 1].error), col);
-        }
-    }
-    return c;
-}
-
-plot::Canvas legend(const Result& r) {
-    plot::Canvas c(480, 360);
-    for (std::size_t k = 0; k < r.curves.size(); ++k) {
-        const int y = 12 + static_cast<int>(k) * 24;
-        for (int i = 16; i < 46; ++i)
-            for (int w = -1; w <= 1; ++w) c.set(i, y + 6 + w, palette[k % palette.size()]);
-        c.text(56, y, r.curves[k].name, plot::black, 2);
-    }
-    c.text(16, 16 + static_cast<int>(r.curves.size()) * 24, "gray line: Euler-1000 error", plot::gray, 2);
-    c.text(16, 38 + static_cast<int>(r.curves.size()) * 24, "x: NFE, y: RMS final error", plot::gray, 2);
-    return c;
+/// One problem's curves for the plotting script: rows (curve index, NFE, error).
+Eigen::MatrixXd curve_points(const Result& r) {
+    std::vector<std::array<double, 3>> rows;
+    for (std::size_t k = 0; k < r.curves.size(); ++k)
+        for (const auto& p : r.curves[k].ladder) rows.push_back({static_cast<double>(k), static_cast<double>(p.nfe), p.error});
+    Eigen::MatrixXd m(static_cast<Eigen::Index>(rows.size()), 3);
+    for (std::size_t i = 0; i < rows.size(); ++i) m.row(static_cast<Eigen::Index>(i)) << rows[i][0], rows[i][1], rows[i][2];
+    return m;
 }
 
 }  // namespace
@@ -299,7 +262,7 @@ int main(int argc, char** argv) {
     long train_steps = 20000, n_net = 512;
     bool no_network = false;
     unsigned long seed = 0;
-    app.add_option("--out", out, "directory for the plot and the trained models");
+    app.add_option("--out", out, "directory for the results (and the plot drawn from them) and the trained models");
     app.add_option("--checkpoint", ckpt, "the seed-embedding model (trained and saved when missing; default OUT/shootout_checkerboard.ckpt)");
     app.add_option("--checkpoint-smooth", ckpt_smooth, "the time-scale-100 model (default OUT/shootout_checkerboard_scale100.ckpt)");
     app.add_option("--train-steps", train_steps, "training steps of each model")->check(CLI::PositiveNumber);
@@ -361,15 +324,18 @@ int main(int argc, char** argv) {
         std::printf("\n");
     }
 
-    std::vector<plot::Canvas> panels;
-    std::vector<std::string> titles;
-    for (const auto& r : results) {
-        panels.push_back(panel(r));
-        titles.push_back(r.title);
+    const std::string dir = out + "/solver_shootout";
+    std::vector<std::string> titles, curves;
+    std::vector<double> targets;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        npy::save(dir + "/problem_" + std::to_string(i) + ".npy", curve_points(results[i]));
+        titles.push_back(results[i].title);
+        targets.push_back(results[i].target);
     }
-    panels.push_back(legend(results[0]));
-    titles.emplace_back("solvers");
-    plot::save_panels(panels, titles, 2, out + "/solver_shootout.png");
-    std::printf("wrote %s/solver_shootout.png\n", out.c_str());
+    for (const auto& c : results[0].curves) curves.push_back(c.name);
+    npy::Json info;
+    info.add("titles", titles).add("targets", targets).add("curves", curves);
+    info.save(dir + "/info.json");
+    std::printf("wrote %s/\nplot: python3 examples/plots/solver_shootout.py %s\n", dir.c_str(), out.c_str());
     return 0;
 }

@@ -2,10 +2,11 @@
 // cfm-from-first-principles: MLP 2→512 (+ sinusoidal time embedding)→5×(512, ReLU)→2,
 // AdamW lr 1e-4, batch 64, x_t = (1 − t) x0 + t x1, target x1 − x0, Euler sampling).
 //
-// Writes 02_data.png, 02_samples.png (t = 0, 0.25, 0.5, 0.75, 1), 02_trajectories.png and
-// 02_loss.png, and prints the filled-square fraction and a sliced-W2 distance for 1000, 100 and
-// 10 Euler steps. Copy it to train your own network: swap the data source, the network or the
-// schedule; the rest stays.
+// Prints the filled-square fraction and a sliced-W2 distance for 1000, 100 and 10 Euler steps, and
+// writes the training data, samples at t = 0, 0.25, 0.5, 0.75, 1, a few trajectories and the loss
+// history as .npy files; examples/plots/02_checkerboard.py draws 02_data.png, 02_samples.png,
+// 02_trajectories.png and 02_loss.png from them. Copy it to train your own network: swap the data
+// source, the network or the schedule; the rest stays.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,7 +19,7 @@
 #include <fmd/train/train.hpp>
 
 #include "common/cli.hpp"
-#include "common/plot.hpp"
+#include "common/npy.hpp"
 
 using S = float;
 
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
     long steps = 20000, batch = 64, n_data = 10000, n_samples = 1000, ckpt_every = 0;
     double lr = 1e-4;
     unsigned long seed = 0;
-    app.add_option("--out", out, "directory for the pictures");
+    app.add_option("--out", out, "directory for the results (and the pictures drawn from them)");
     app.add_option("--steps", steps, "training steps")->check(CLI::PositiveNumber);
     app.add_flag("--full", full, "train for the seed notebook's 100 000 steps (overrides --steps)");
     app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
@@ -82,61 +83,31 @@ int main(int argc, char** argv) {
     fmd::Matrix<S> x = noise;
     fmd::sample(net, x, fmd::grid::uniform(1000), euler, observer);
     std::printf("quality (filled-square fraction; sliced W2 to fresh data):\n");
-    for (long n : {1000L, 100L, 10L}) {
+    const std::vector<long> euler_steps{1000, 100, 10};
+    std::vector<double> filled, sw2;
+    for (long n : euler_steps) {
         fmd::Matrix<S> y = noise;
         if (n == 1000) y = x;
         else fmd::sample(net, y, fmd::grid::uniform(n), euler);
-        std::printf("  Euler %4ld steps: filled %.3f   SW2 %.4f\n", n, board.filled_fraction(y), fmd::metrics::sliced_wasserstein(y, fresh, 64, rng));
+        filled.push_back(board.filled_fraction(y));
+        sw2.push_back(fmd::metrics::sliced_wasserstein(y, fresh, 64, rng));
+        std::printf("  Euler %4ld steps: filled %.3f   SW2 %.4f\n", n, filled.back(), sw2.back());
     }
     std::printf("  (fresh data: filled %.3f, N(0,I) noise: filled %.3f, SW2 %.4f)\n", board.filled_fraction(fresh),
                 board.filled_fraction(noise), fmd::metrics::sliced_wasserstein(noise, fresh, 64, rng));
 
-    // Pictures.
-    const double lim = 4.5;
-    auto panel = [&] { plot::Canvas c(320, 320, -lim, lim, -lim, lim); c.frame(); return c; };
-    {
-        auto c = panel();
-        c.scatter(points.leftCols(std::min<long>(n_data, 5000)), plot::black, 1.0, 0.4);
-        plot::save_panels({c}, {"training data"}, 1, out + "/02_data.png");
-    }
-    std::vector<plot::Canvas> sp;
-    std::vector<std::string> st;
-    for (std::size_t k = 0; k < snaps.size(); ++k) {
-        sp.push_back(panel());
-        sp.back().scatter(snaps[k], plot::blue, 1.2, 0.5);
-        char title[32];
-        std::snprintf(title, sizeof title, "t = %.2f", snap_times[k]);
-        st.push_back(title);
-    }
-    plot::save_panels(sp, st, static_cast<int>(sp.size()), out + "/02_samples.png");
-    {
-        auto c = panel();
-        c.scatter(fresh, plot::Color{210, 210, 210}, 1.0, 0.6);
-        for (std::size_t k = 0; k + 1 < paths.states.size(); k += 5) {
-            const auto& a = paths.states[k];
-            const auto& b = paths.states[std::min(k + 5, paths.states.size() - 1)];
-            for (Eigen::Index j = 0; j < a.cols(); ++j) c.line(a(0, j), a(1, j), b(0, j), b(1, j), plot::orange, 0.8);
-        }
-        for (Eigen::Index j = 0; j < paths.states.back().cols(); ++j) c.dot(paths.states.back()(0, j), paths.states.back()(1, j), plot::black, 2.2, 1.0);
-        plot::save_panels({c}, {"trajectories, Euler 1000 steps"}, 1, out + "/02_trajectories.png");
-    }
-    {
-        // Loss curve: mean loss over windows of steps.
-        const auto& L = history.losses;
-        const std::size_t bins = std::min<std::size_t>(400, std::max<std::size_t>(1, L.size()));
-        std::vector<double> m(bins, 0.0);
-        for (std::size_t b = 0; b < bins; ++b) {
-            const std::size_t lo = b * L.size() / bins, hi = std::max(lo + 1, (b + 1) * L.size() / bins);
-            for (std::size_t i = lo; i < hi && i < L.size(); ++i) m[b] += L[i] / static_cast<double>(hi - lo);
-        }
-        const double top = m.empty() ? 1.0 : *std::max_element(m.begin(), m.end()) * 1.05;
-        plot::Canvas c(640, 320, 0, static_cast<double>(bins), 0, top);
-        c.frame();
-        for (std::size_t b = 0; b + 1 < bins; ++b) c.line(static_cast<double>(b), m[b], static_cast<double>(b + 1), m[b + 1], plot::red);
-        char title[96];
-        std::snprintf(title, sizeof title, "CFM loss, %zu steps (y from 0 to %.2f)", L.size(), top);
-        plot::save_panels({c}, {title}, 1, out + "/02_loss.png");
-    }
-    std::printf("wrote %s/02_{data,samples,trajectories,loss}.png\n", out.c_str());
+    // Results for the plotting script: points as 2 x n matrices, snapshots and trajectories as
+    // (times, 2, points), the loss of every step.
+    const std::string dir = out + "/02_checkerboard";
+    npy::save(dir + "/data.npy", points.leftCols(std::min<long>(n_data, 5000)));
+    npy::save(dir + "/fresh.npy", fresh);
+    npy::save(dir + "/snapshots.npy", snaps);
+    npy::save(dir + "/trajectories.npy", paths.states);
+    npy::save(dir + "/loss.npy", history.losses);
+    npy::Json info;
+    info.add("snapshot_times", snap_times).add("euler_steps", euler_steps).add("filled", filled).add("sw2", sw2);
+    info.add("last_step", static_cast<long>(trainer.step())).add("batch", batch).add("lr", lr).add("parameters", static_cast<long>(net.parameter_count()));
+    info.save(dir + "/info.json");
+    std::printf("wrote %s/\nplot: python3 examples/plots/02_checkerboard.py %s\n", dir.c_str(), out.c_str());
     return 0;
 }

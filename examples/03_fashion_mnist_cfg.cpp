@@ -25,8 +25,9 @@
 //             softmax cross-entropy) trained on the real training images; its accuracy on the
 //             real test set is the ceiling, and per w it reports how often it recognizes the
 //             intended class in the generated images.
-//   output    03_fashion_mnist_cfg.png: 10 classes (rows) × 8 samples for each w (the same noise
-//             for every w), and a table of accuracies.
+//   output    a table of accuracies, and the generated images per w (the same noise for every w)
+//             as .npy files: examples/plots/03_fashion_mnist_cfg.py draws 03_fashion_mnist_cfg.png,
+//             10 classes (rows) × 8 samples for each w.
 //
 // Threads: Eigen's matrix products run on --threads OpenMP threads (default 2). The default run
 // (12 000 steps at batch 256) took 9 min 47 s on 2 cores of an AMD EPYC (release build), with
@@ -48,7 +49,7 @@
 
 #include "common/cli.hpp"
 #include "common/fashion_mnist.hpp"
-#include "common/plot.hpp"
+#include "common/npy.hpp"
 
 using S = float;
 using fmd::Matrix;
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
     unsigned long seed = 0;
     app.add_option("--data", dir, "directory with the four IDX files (installed there when missing)");
     app.add_flag("--no-install", no_install, "do not install dataset-fashion-mnist when the files are missing");
-    app.add_option("--out", out, "directory for the picture");
+    app.add_option("--out", out, "directory for the results (and the picture drawn from them)");
     app.add_option("--threads", threads, "Eigen threads")->check(CLI::PositiveNumber);
     app.add_option("--steps", steps, "training steps")->check(CLI::PositiveNumber);
     app.add_option("--batch", batch, "batch size")->check(CLI::PositiveNumber);
@@ -174,8 +175,7 @@ int main(int argc, char** argv) {
     auto velocity_of_x1 = fmd::reparameterize(path, guided, fmd::Prediction::x1, fmd::Prediction::velocity);
     const auto grid = fmd::grid::uniform(sample_steps);
     const double weights[] = {1.0, 2.0, 3.0, 5.0};
-    std::vector<plot::Canvas> panels;
-    std::vector<std::string> titles;
+    std::vector<Matrix<S>> samples;
     std::vector<double> acc;
     for (const double w : weights) {
         t0 = std::chrono::steady_clock::now();
@@ -188,17 +188,21 @@ int main(int argc, char** argv) {
         acc.push_back(fashion::accuracy(clf.predict(x), labels));
         std::printf("w = %.0f: classifier recognizes the intended class in %.1f%% of %ld samples (%s %ld steps, %.0f s)\n", w, 100 * acc.back(),
                     static_cast<long>(n), x1_model ? "midpoint" : "Heun", sample_steps, seconds_since(t0));
-        panels.push_back(fashion::grid_panel(x, per_class, 8, side));
-        char title[64];
-        std::snprintf(title, sizeof title, "w = %.0f  (acc %.0f%%)", w, 100 * acc.back());
-        titles.emplace_back(title);
+        samples.push_back(std::move(x));
     }
-    const std::string png = out + "/03_fashion_mnist_cfg.png";
-    plot::save_panels(panels, titles, static_cast<int>(panels.size()), png);
+    // Results for the plotting script: images as (weights, pixels, n), column j of class j / per_class.
+    const std::string results = out + "/03_fashion_mnist_cfg";
+    npy::save(results + "/samples.npy", samples);
+    npy::Json info;
+    info.add("weights", std::vector<double>(std::begin(weights), std::end(weights))).add("accuracy", acc).add("ceiling", ceiling);
+    info.add("side", static_cast<long>(side)).add("per_class", per_class).add("classes", fashion::class_name_list());
+    info.add("steps", steps).add("sample_steps", sample_steps).add("sampler", x1_model ? "midpoint" : "Heun");
+    info.save(results + "/info.json");
 
     std::printf("\n| w | accuracy on generated images |\n|---|---|\n");
     for (std::size_t k = 0; k < acc.size(); ++k) std::printf("| %.0f | %.1f %% |\n", weights[k], 100 * acc[k]);
     std::printf("| real test images (ceiling) | %.1f %% |\n", 100 * ceiling);
-    std::printf("\nwrote %s; total time %.0f s (training %.0f s)\n", png.c_str(), seconds_since(t_start), train_seconds);
+    std::printf("\nwrote %s/; total time %.0f s (training %.0f s)\nplot: python3 examples/plots/03_fashion_mnist_cfg.py %s\n", results.c_str(),
+                seconds_since(t_start), train_seconds, out.c_str());
     return 0;
 }

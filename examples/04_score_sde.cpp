@@ -3,8 +3,9 @@
 // (or 8 Gaussians, --data gaussians); the SAME network then samples
 //   - with the probability-flow ODE, its output converted to a velocity (theory.md §5.2), and
 //   - with the SDE of theory.md §3.7, drift u + σ²/2·s, by Euler–Maruyama for several σ (§7.6).
-// Writes 04_score_sde.png (data | ODE | SDE σ1 … σk, side by side) and prints for each panel the
-// sliced-W2 distance to fresh data beside the floor that exact samples reach.
+// Prints for each sampler the sliced-W2 distance to fresh data beside the floor that exact samples
+// reach, and writes the samples as .npy files; examples/plots/04_score_sde.py draws 04_score_sde.png
+// (data | ODE | SDE σ1 … σk, side by side).
 //
 // Copy it to start your own: swap the data source (anything with sample(out, rng)), the network,
 // the loss (--loss) or σ (--sigmas); the conversions and samplers stay as they are.
@@ -38,7 +39,7 @@
 #include <fmd/train/train.hpp>
 
 #include "common/cli.hpp"
-#include "common/plot.hpp"
+#include "common/npy.hpp"
 
 using S = float;
 using Matrix = fmd::Matrix<S>;
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
     std::vector<double> sigmas = {0.25, 0.5, 1, 2};
     unsigned long seed = 0;
     bool sample_only = false;
-    app.add_option("--out", out, "directory for the pictures");
+    app.add_option("--out", out, "directory for the results (and the picture drawn from them)");
     app.add_option("--data", data_name, "data set")->check(CLI::IsMember({"moons", "gaussians"}));
     app.add_option("--loss", loss_name, "training loss")->check(CLI::IsMember({"epsilon", "csm"}));
     app.add_option("--steps", steps, "training steps")->check(CLI::PositiveNumber);
@@ -174,22 +175,10 @@ int main(int argc, char** argv) {
     std::printf("  floor: fresh data sets                       %.4f ± %.4f\n", floor, spread);
     std::printf("  the start, N(0, β_t0² I)                     %.4f\n", sw2(noise));
 
-    const double lim = data.moons ? 3.5 : 5.5;
-    std::vector<plot::Canvas> panels;
-    std::vector<std::string> titles;
-    auto add = [&](const Matrix& pts, plot::Color c, const std::string& title, double dist) {
-        plot::Canvas p(320, 320, -lim, lim, -lim, lim);
-        p.scatter(pts, c, 1.2, 0.5);
-        if (dist >= 0) {
-            char label[48];
-            std::snprintf(label, sizeof label, "SW2 %.3f (floor %.3f +- %.3f)", dist, floor, spread);
-            p.text(8, 300, label, plot::black, 1);
-        }
-        p.frame();
-        panels.push_back(p);
-        titles.push_back(title);
-    };
-    add(fresh, plot::black, "data", -1);
+    // Results for the plotting script: each sampler's points as a 2 x n matrix, distances in info.json.
+    const std::string dir = out + "/04_score_sde";
+    npy::save(dir + "/data.npy", fresh);
+    std::vector<double> dists;
 
     // ODE: Heun on the velocity view (theory.md §7.2), then the denoising step.
     {
@@ -199,10 +188,10 @@ int main(int argc, char** argv) {
         denoise(x);
         const double d = sw2(x);
         std::printf("  ODE, Heun                         (%4ld NFE) %.4f\n", stats.nfe + 1, d);
-        add(x, plot::blue, "ODE (Heun)", d);
+        npy::save(dir + "/ode.npy", x);
+        dists.push_back(d);
     }
     // SDE: Euler–Maruyama with constant σ (theory.md §2.4, §7.6, §7.7), same grid and noise.
-    const std::vector<plot::Color> colors{plot::green, plot::orange, plot::red, plot::purple};
     for (std::size_t k = 0; k < sigmas.size(); ++k) {
         Matrix x = noise;
         fmd::solver::EulerMaruyama<S> em(fmd::ConstantSigma(sigmas[k]));
@@ -210,11 +199,13 @@ int main(int argc, char** argv) {
         denoise(x);
         const double d = sw2(x);
         std::printf("  SDE, Euler-Maruyama, sigma = %-4g (%4ld NFE) %.4f\n", sigmas[k], stats.nfe + 1, d);
-        char title[40];
-        std::snprintf(title, sizeof title, "SDE sigma = %g", sigmas[k]);
-        add(x, colors[k % colors.size()], title, d);
+        npy::save(dir + "/sde_" + std::to_string(k) + ".npy", x);
+        dists.push_back(d);
     }
-    plot::save_panels(panels, titles, static_cast<int>(panels.size()), out + "/04_score_sde.png");
-    std::printf("wrote %s/04_score_sde.png\n", out.c_str());
+    npy::Json info;
+    info.add("data", data_name).add("loss", loss_name).add("sigmas", sigmas).add("sw2", dists).add("floor", floor).add("spread", spread);
+    info.add("sample_steps", sample_steps).add("t0", t0).add("t_max", t_max);
+    info.save(dir + "/info.json");
+    std::printf("wrote %s/\nplot: python3 examples/plots/04_score_sde.py %s\n", dir.c_str(), out.c_str());
     return 0;
 }

@@ -9,7 +9,8 @@
 //              ε + u(ε, 0) ≈ Φ(ε).
 // Prints, per flow, the filled-square fraction and sliced W2 to fresh data at NFE 1, 2, 4, 8, 100
 // (Euler), and the straightness S = ∫ E‖(X1 − X0) − u_t(X_t)‖² dt with its standard error; writes
-// 05_samples.png (rows: flows; columns: NFE) and 05_trajectories.png. Copy it to straighten your
+// the samples, scores and trajectories as .npy files, from which examples/plots/05_straight_paths.py
+// draws 05_samples.png (rows: flows; columns: NFE) and 05_trajectories.png. Copy it to straighten your
 // own flow: the coupling is one template argument of the Trainer, reflow is generate_pairs + a
 // PairSet as the data source.
 #include <algorithm>
@@ -22,7 +23,7 @@
 #include <fmd/fmd.hpp>
 
 #include "common/cli.hpp"
-#include "common/plot.hpp"
+#include "common/npy.hpp"
 
 using S = float;
 using Net = fmd::nn::MLP<S>;
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
     long steps = 8000, reflow_steps = 8000, distill_steps = 6000, batch = 256, width = 256, depth = 3, n_pairs = 40000, n = 2000;
     double lr = 1e-3;
     unsigned long seed = 0;
-    app.add_option("--out", out, "directory for the pictures");
+    app.add_option("--out", out, "directory for the results (and the pictures drawn from them)");
     app.add_option("--steps", steps, "I-CFM and OT-CFM training steps")->check(CLI::PositiveNumber);
     app.add_option("--reflow-steps", reflow_steps, "2-rectified-flow training steps")->check(CLI::PositiveNumber);
     app.add_option("--distill-steps", distill_steps, "one-step distillation steps")->check(CLI::PositiveNumber);
@@ -135,49 +136,44 @@ int main(int argc, char** argv) {
     std::printf("%-16s", "flow");
     for (long k : nfes) std::printf("  %9ld NFE  ", k);
     std::printf("  straightness S\n");
-    const double lim = 4.5;
-    auto panel = [&] {
-        plot::Canvas c(240, 240, -lim, lim, -lim, lim);
-        c.frame();
-        return c;
-    };
-    std::vector<plot::Canvas> panels;
-    std::vector<std::string> titles;
-    for (const Flow& f : flows) {
-        std::printf("%-16s", f.name);
-        for (long k : nfes) {
+    // Results for the plotting script: samples as (flows x NFEs, 2, n), scores as flows x NFEs.
+    const std::string dir = out + "/05_straight_paths";
+    std::vector<fmd::Matrix<S>> samples;
+    Eigen::MatrixXd filled(flows.size(), nfes.size()), sw2(flows.size(), nfes.size());
+    std::vector<double> straightness;
+    for (std::size_t f = 0; f < flows.size(); ++f) {
+        std::printf("%-16s", flows[f].name);
+        for (std::size_t k = 0; k < nfes.size(); ++k) {
             fmd::Matrix<S> x = noise;
-            fmd::sample(*f.net, x, fmd::grid::uniform(k), euler);
-            std::printf("  %.3f / %.3f", board.filled_fraction(x), sw(x));
-            if (k != 8) {
-                panels.push_back(panel());
-                panels.back().scatter(x, plot::blue, 1.0, 0.45);
-                titles.push_back(std::string(f.name) + ", " + std::to_string(k) + " NFE");
-            }
+            fmd::sample(*flows[f].net, x, fmd::grid::uniform(nfes[k]), euler);
+            filled(f, k) = board.filled_fraction(x);
+            sw2(f, k) = sw(x);
+            std::printf("  %.3f / %.3f", filled(f, k), sw2(f, k));
+            samples.push_back(x);
         }
-        const auto s = fmd::metrics::straightness(*f.net, noise, fmd::grid::uniform(100), euler);
+        const auto s = fmd::metrics::straightness(*flows[f].net, noise, fmd::grid::uniform(100), euler);
         std::printf("  %.4f ± %.4f\n", s.value, s.standard_error);
+        straightness.push_back(s.value);
     }
     std::printf("%-16s  fresh data: filled %.3f; N(0, I): filled %.3f, SW2 %.3f\n", "", board.filled_fraction(fresh), board.filled_fraction(noise),
                 sw(noise));
-    plot::save_panels(panels, titles, 4, out + "/05_samples.png");
+    npy::save(dir + "/samples.npy", samples);
+    npy::save(dir + "/filled.npy", filled);
+    npy::save(dir + "/sw2.npy", sw2);
+    npy::save(dir + "/fresh.npy", fresh);
 
-    // Trajectories: the straightening is visible.
-    std::vector<plot::Canvas> tp;
-    std::vector<std::string> tt;
-    for (const Flow& f : {flows[0], flows[1], flows[2]}) {
+    // Trajectories (100 Euler steps, 60 paths) of the three flows: the straightening is visible.
+    for (std::size_t f = 0; f < 3; ++f) {
         fmd::TrajectoryRecorder<S> paths(60);
         fmd::Matrix<S> x = noise;
-        fmd::sample(*f.net, x, fmd::grid::uniform(100), euler, paths);
-        tp.push_back(panel());
-        auto& c = tp.back();
-        c.scatter(fresh, plot::Color{215, 215, 215}, 1.0, 0.6);
-        for (std::size_t k = 0; k + 1 < paths.states.size(); ++k)
-            for (Eigen::Index j = 0; j < paths.states[k].cols(); ++j)
-                c.line(paths.states[k](0, j), paths.states[k](1, j), paths.states[k + 1](0, j), paths.states[k + 1](1, j), plot::orange, 0.7);
-        tt.push_back(std::string(f.name) + " trajectories");
+        fmd::sample(*flows[f].net, x, fmd::grid::uniform(100), euler, paths);
+        npy::save(dir + "/trajectories_" + std::to_string(f) + ".npy", paths.states);
     }
-    plot::save_panels(tp, tt, 3, out + "/05_trajectories.png");
-    std::printf("wrote %s/05_samples.png and %s/05_trajectories.png (%.0f s in all)\n", out.c_str(), out.c_str(), seconds_since(total_start));
+    std::vector<std::string> names;
+    for (const Flow& f : flows) names.emplace_back(f.name);
+    npy::Json info;
+    info.add("flows", names).add("nfes", nfes).add("straightness", straightness);
+    info.save(dir + "/info.json");
+    std::printf("wrote %s/ (%.0f s in all)\nplot: python3 examples/plots/05_straight_paths.py %s\n", dir.c_str(), seconds_since(total_start), out.c_str());
     return 0;
 }

@@ -10,7 +10,7 @@
 //   CT           consistency training without a teacher (improved recipe), multistep sampling
 //   CD           consistency distillation from the CFM model, Heun as the teacher's solver
 // Prints the filled-square fraction and sliced W2 to fresh data per family and NFE, with training
-// times; writes 06_few_step.png (rows: families, columns: NFE).
+// times, and writes the samples as .npy files (06_few_step.png: rows: families, columns: NFE).
 //
 // Fashion-MNIST (class-conditional, guided): a MeanFlow model whose network predicts the endpoint
 // (flowmap::EndpointFlowMap: ū = (D − x)/(1 − t), clean images from an MLP), with classifier-free
@@ -19,7 +19,8 @@
 // the same steps and sampled with guidance weight ω. Scores: the accuracy of a
 // classifier trained on the real images (examples/common/fashion_mnist.hpp) at recognizing the
 // intended class, and the sliced W2 between generated and real test images in that classifier's
-// 256-d feature space. Writes 06_fashion.png.
+// 256-d feature space. Writes the images shown in 06_fashion.png as .npy files.
+// examples/plots/06_few_step.py draws both pictures from what the parts that ran wrote.
 //
 // Every sampler here takes its NFE from an fmd time grid; copy a family's lines to train your own
 // few-step model. Threads: --threads for Eigen's products (default 2).
@@ -34,7 +35,7 @@
 
 #include "common/cli.hpp"
 #include "common/fashion_mnist.hpp"
-#include "common/plot.hpp"
+#include "common/npy.hpp"
 
 using S = float;
 using Net = fmd::nn::MLP<S>;
@@ -141,8 +142,10 @@ void fashion_part(const FashionOptions& o, fmd::Rng& rng) {
     fmd::solver::Euler<S> euler;
     fmd::solver::Midpoint<S> midpoint;  // never evaluates t = 1, where x1 → velocity is singular
     std::printf("\n| Fashion-MNIST, guidance %.1f | train s | 1 NFE | 2 NFE | 4 NFE | 8 NFE | 100 NFE |\n|---|---|---|---|---|---|---|\n", o.omega);
-    std::vector<plot::Canvas> panels;
+    // Shown in the picture: MeanFlow at 1, 2, 4 NFE and CFM at 100 NFE.
+    std::vector<Matrix<S>> shown;
     std::vector<std::string> titles;
+    std::vector<double> shown_acc, shown_sw;
     Matrix<S> x;
     double acc = 0, sw = 0;
     std::printf("| MeanFlow (accuracy / feature SW2) | %.0f |", mf_secs);
@@ -152,8 +155,10 @@ void fashion_part(const FashionOptions& o, fmd::Rng& rng) {
         score(x, acc, sw);
         std::printf(" %.1f %% / %.2f |", 100 * acc, sw);
         if (k <= 4) {
-            panels.push_back(fashion::grid_panel(x, static_cast<int>(o.per_class), 8, side));
+            shown.push_back(x);
             titles.push_back("MeanFlow, " + std::to_string(k) + " NFE");
+            shown_acc.push_back(acc);
+            shown_sw.push_back(sw);
         }
     }
     std::printf(" |\n| shortcut, guided (accuracy / feature SW2) | %.0f |", sc_secs);
@@ -175,13 +180,21 @@ void fashion_part(const FashionOptions& o, fmd::Rng& rng) {
     fmd::sample(cfm_velocity, x, fmd::grid::uniform(50), midpoint);
     score(x, acc, sw);
     std::printf(" %.1f %% / %.2f |\n", 100 * acc, sw);
-    panels.push_back(fashion::grid_panel(x, static_cast<int>(o.per_class), 8, side));
+    shown.push_back(x);
     titles.push_back("CFM, 100 NFE");
+    shown_acc.push_back(acc);
+    shown_sw.push_back(sw);
     fmd::Rng proj(7);
     std::printf("real test images against themselves (another %ld): feature SW2 0 by construction; N(0, I) noise: %.2f\n", static_cast<long>(n),
                 fmd::metrics::sliced_wasserstein(clf.features(noise), real_features, 128, proj));
-    plot::save_panels(panels, titles, static_cast<int>(panels.size()), o.out + "/06_fashion.png");
-    std::printf("wrote %s/06_fashion.png\n", o.out.c_str());
+    // Results for the plotting script: images as (panels, pixels, n), column j of class j / per_class.
+    const std::string dir = o.out + "/06_few_step";
+    npy::save(dir + "/fashion.npy", shown);
+    npy::Json info;
+    info.add("titles", titles).add("accuracy", shown_acc).add("feature_sw2", shown_sw).add("omega", o.omega).add("steps", o.steps);
+    info.add("side", static_cast<long>(side)).add("per_class", o.per_class).add("classes", fashion::class_name_list());
+    info.save(dir + "/fashion.json");
+    std::printf("wrote %s/fashion.*\n", dir.c_str());
 }
 
 }  // namespace
@@ -198,7 +211,7 @@ int main(int argc, char** argv) {
                       .per_class = 50, .lr = 1e-3, .omega = 3.0};
     bool no_install = false;
     app.add_option("--part", part, "which part to run")->check(CLI::IsMember({"both", "checkerboard", "fashion"}));
-    app.add_option("--out", out, "directory for the pictures");
+    app.add_option("--out", out, "directory for the results (and the pictures drawn from them)");
     app.add_option("--threads", threads, "Eigen threads")->check(CLI::PositiveNumber);
     app.add_option("--seed", seed, "random seed");
     app.add_option("--steps", steps, "checkerboard: training steps per family")->check(CLI::PositiveNumber);
@@ -228,7 +241,7 @@ int main(int argc, char** argv) {
     const auto total_start = std::chrono::steady_clock::now();
     if (part != "fashion") checkerboard_part(out, steps, batch, width, depth, n, lr, fraction, power, rng);
     if (part != "checkerboard") fashion_part(fo, rng);
-    std::printf("done in %.0f s\n", seconds_since(total_start));
+    std::printf("done in %.0f s\nplot: python3 examples/plots/06_few_step.py %s\n", seconds_since(total_start), out.c_str());
     return 0;
 }
 
@@ -287,19 +300,18 @@ void checkerboard_part(const std::string& out, long steps, long batch, long widt
     std::printf("\n|---|---|");
     for (std::size_t i = 0; i < nfes.size(); ++i) std::printf("---|");
     std::printf("\n");
-    const double lim = 4.5;
-    std::vector<plot::Canvas> panels;
-    std::vector<std::string> titles;
+    // Results for the plotting script: samples as (families x NFEs, 2, n), scores as families x NFEs.
+    std::vector<fmd::Matrix<S>> samples;
+    Eigen::MatrixXd filled(5, nfes.size()), sw2(5, nfes.size());
     fmd::Matrix<S> x;
     for (int f = 0; f < 5; ++f) {
         std::printf("| %-12s | %7.0f |", names[f], secs[static_cast<std::size_t>(f)]);
-        for (long k : nfes) {
-            generate(f, k, x);
-            std::printf(" %.3f / %.3f  |", board.filled_fraction(x), sw(x));
-            panels.emplace_back(200, 200, -lim, lim, -lim, lim);
-            panels.back().frame();
-            panels.back().scatter(x, plot::blue, 1.0, 0.45);
-            titles.push_back(std::string(names[f]) + ", " + std::to_string(k) + " NFE");
+        for (std::size_t k = 0; k < nfes.size(); ++k) {
+            generate(f, nfes[k], x);
+            filled(f, k) = board.filled_fraction(x);
+            sw2(f, k) = sw(x);
+            std::printf(" %.3f / %.3f  |", filled(f, k), sw2(f, k));
+            samples.push_back(x);
         }
         std::printf("\n");
     }
@@ -317,8 +329,14 @@ void checkerboard_part(const std::string& out, long steps, long batch, long widt
                     return board.filled_fraction(y);
                 }());
     std::printf("fresh data: filled %.3f; N(0, I): filled %.3f, SW2 %.3f\n", board.filled_fraction(fresh), board.filled_fraction(noise), sw(noise));
-    plot::save_panels(panels, titles, static_cast<int>(nfes.size()), out + "/06_few_step.png");
-    std::printf("wrote %s/06_few_step.png (%.0f s)\n", out.c_str(), seconds_since(total_start));
+    const std::string dir = out + "/06_few_step";
+    npy::save(dir + "/checkerboard.npy", samples);
+    npy::save(dir + "/filled.npy", filled);
+    npy::save(dir + "/sw2.npy", sw2);
+    npy::Json info;
+    info.add("families", std::vector<std::string>(std::begin(names), std::end(names))).add("nfes", nfes).add("train_seconds", secs).add("steps", steps);
+    info.save(dir + "/checkerboard.json");
+    std::printf("wrote %s/checkerboard.* (%.0f s)\n", dir.c_str(), seconds_since(total_start));
 }
 
 }  // namespace

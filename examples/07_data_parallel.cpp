@@ -9,7 +9,8 @@
 // The global batch (--batch) is split evenly over the ranks; each rank draws its share from its own
 // random stream (fmd::mpi::rank_rng), the gradients are averaged by one allreduce per step, and every
 // rank takes the same AdamW step. Rank 0 prints progress, writes the checkpoint (--checkpoint FILE,
-// resumable with --resume FILE under the same number of ranks) and the picture 07_samples.png. A rank
+// resumable with --resume FILE under the same number of ranks) and the samples for the picture
+// 07_samples.png (examples/plots/07_data_parallel.py). A rank
 // that fails stops the whole job (fmd::mpi::run). Threads: Eigen uses --threads per rank (default:
 // the machine's cores divided by the ranks on it, at least 1).
 #include <algorithm>
@@ -23,7 +24,7 @@
 #include <fmd/train/mpi.hpp>
 
 #include "common/cli.hpp"
-#include "common/plot.hpp"
+#include "common/npy.hpp"
 
 using S = float;
 
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
         const long cores = std::max(1L, static_cast<long>(std::thread::hardware_concurrency()));
         int threads = static_cast<int>(std::max(1L, cores / ranks));
         std::uint64_t seed = 0;
-        app.add_option("--out", out, "directory for the picture (rank 0)");
+        app.add_option("--out", out, "directory for the results and the picture drawn from them (rank 0)");
         app.add_option("--steps", steps, "training steps")->check(CLI::PositiveNumber);
         app.add_option("--batch", batch, "global batch size, a multiple of the number of ranks")->check(CLI::PositiveNumber);
         app.add_option("--width", width, "MLP width")->check(CLI::PositiveNumber);
@@ -78,12 +79,15 @@ int main(int argc, char** argv) {
         fmd::fill_normal(x, noise);
         fmd::solver::Heun<S> heun;
         fmd::sample(net, x, fmd::grid::uniform(50), heun);
-        std::printf("filled-square fraction of 2000 samples (Heun, 100 NFE): %.3f\n", board.filled_fraction(x));
-        plot::Canvas c(320, 320, -4.5, 4.5, -4.5, 4.5);
-        c.frame();
-        c.scatter(x, plot::blue, 1.0, 0.45);
-        plot::save_panels({c}, {std::to_string(ranks) + " rank(s)"}, 1, out + "/07_samples.png");
+        const double filled = board.filled_fraction(x);
+        std::printf("filled-square fraction of 2000 samples (Heun, 100 NFE): %.3f\n", filled);
+        const std::string dir = out + "/07_data_parallel";
+        npy::save(dir + "/samples.npy", x);
+        npy::Json info;
+        info.add("ranks", ranks).add("threads", threads).add("steps", static_cast<long>(taken)).add("batch", batch).add("filled", filled);
+        info.add("ms_per_step", 1e3 * secs / taken);
+        info.save(dir + "/info.json");
         if (!checkpoint.empty()) std::printf("wrote %s\n", checkpoint.c_str());
-        std::printf("wrote %s/07_samples.png\n", out.c_str());
+        std::printf("wrote %s/\nplot: python3 examples/plots/07_data_parallel.py %s\n", dir.c_str(), out.c_str());
     });
 }

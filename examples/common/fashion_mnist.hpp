@@ -1,6 +1,6 @@
 #pragma once
 // Fashion-MNIST helpers shared by examples 03 and 06 (not part of the library): finding (and
-// installing) Debian's dataset-fashion-mnist, the scoring classifier, and the class-grid picture.
+// installing) Debian's dataset-fashion-mnist and the scoring classifier.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -16,8 +16,6 @@
 
 #include <fmd/data/idx.hpp>
 #include <fmd/fmd.hpp>
-
-#include "common/plot.hpp"
 
 namespace fashion {
 
@@ -161,27 +159,8 @@ inline double accuracy(const std::vector<int>& predicted, const std::vector<int>
     return static_cast<double>(hits) / static_cast<double>(truth.size());
 }
 
-// ---------------------------------------------------------------------------------------------
-// The picture: one panel per w, 10 rows (classes) × 8 samples, class names on the left.
-
-inline plot::Canvas grid_panel(const Matrix<S>& x, int per_class, int shown, Eigen::Index side) {
-    const int cell = static_cast<int>(side) + 2, left = 70;
-    plot::Canvas c(left + shown * cell, classes * cell);
-    for (int y = 0; y < classes; ++y) {
-        c.text(4, y * cell + cell / 2 - 6, class_names[y], plot::black, 1);
-        for (int k = 0; k < shown; ++k) {
-            const auto img = x.col(y * per_class + k);
-            for (Eigen::Index r = 0; r < side; ++r)
-                for (Eigen::Index q = 0; q < side; ++q) {
-                    const double v = std::clamp((static_cast<double>(img(r * side + q)) + 1.0) * 127.5, 0.0, 255.0);
-                    const auto g = static_cast<std::uint8_t>(std::lround(255.0 - v));  // dark garment on white
-                    c.set(left + k * cell + static_cast<int>(q), y * cell + static_cast<int>(r), plot::Color{g, g, g});
-                }
-        }
-    }
-    return c;
-}
-
+/// The class names in label order (for the plotting scripts' row labels).
+inline std::vector<std::string> class_name_list() { return {std::begin(class_names), std::end(class_names)}; }
 
 /// The four IDX files of `dir` (installed first when missing at the default place), scaled to [−1, 1].
 struct Data {
