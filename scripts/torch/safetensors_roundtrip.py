@@ -47,7 +47,7 @@ def save_file(path, tensors, metadata=None):
     blobs, offset = [], 0
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous().cpu()
-        raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""  # little-endian host (x86, arm)
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""  # little-endian host (x86, arm)
         header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)

@@ -467,6 +467,21 @@ TEST_CASE("malformed files and mismatched models: an error naming the field, the
     CHECK(net.parameters() == fmd::nn::MLP<float>(config, 2).parameters());
 }
 
+TEST_CASE("the fuzz corpus replays: each input parses or ends in io_error", "[io][safetensors]") {
+    int files = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(FMD_SAFETENSORS_CORPUS)) {
+        CAPTURE(entry.path().string());
+        const auto bytes = fmd_test::read_bytes(entry.path().string());
+        try {
+            const SafeTensors f = fmd::io::parse_safetensors(bytes, "corpus");
+            CHECK(fmd::io::parse_safetensors(fmd::io::serialize_safetensors(f)).size() == f.size());
+        } catch (const fmd::io_error&) {
+        }
+        ++files;
+    }
+    CHECK(files >= 4);
+}
+
 // fmd's side of scripts/torch/safetensors_roundtrip.py check (run by ctest with the directory in
 // FMD_SAFETENSORS_EXPORT_DIR): an fmd MLP shaped like the notebook model saved with save_mlp, and
 // a batch with fmd's forward on it, which PyTorch must reproduce from the saved weights.

@@ -338,8 +338,16 @@ inline nlohmann::json parse_header(std::string_view text, const Parser& p) {
     return j;
 }
 
+// A JSON value for an error message: scalars as written (cut at 40 characters), containers by
+// type only (printing a deeply nested one would recurse as deep as it is).
+inline std::string brief(const nlohmann::json& v) {
+    if (v.is_structured()) return std::string("a JSON ") + v.type_name() + " of " + std::to_string(v.size()) + " entries";
+    std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return s.size() > 40 ? s.substr(0, 40) + "…" : s;
+}
+
 inline std::uint64_t unsigned_number(const nlohmann::json& v, const Parser& p, const std::string& name, std::string_view field) {
-    if (!v.is_number_unsigned()) p.fail("tensor '", name, "': ", field, " must hold non-negative integers, got ", v.dump());
+    if (!v.is_number_unsigned()) p.fail("tensor '", name, "': ", field, " must hold non-negative integers, got ", brief(v));
     return v.get<std::uint64_t>();
 }
 
@@ -366,21 +374,21 @@ inline SafeTensors parse(std::span<const unsigned char> b, const Parser& p) {
         if (name == "__metadata__") {
             if (!info.is_object()) p.fail("__metadata__ must be an object of strings, got ", info.type_name());
             for (const auto& [key, value] : info.items()) {
-                if (!value.is_string()) p.fail("__metadata__ '", key, "' must be a string, got ", value.dump());
+                if (!value.is_string()) p.fail("__metadata__ '", key, "' must be a string, got ", brief(value));
                 out.metadata.emplace(key, value.get<std::string>());
             }
             continue;
         }
         if (name.empty()) p.fail("a tensor has an empty name");
-        if (!info.is_object()) p.fail("tensor '", name, "' must be an object {dtype, shape, data_offsets}, got ", info.dump());
+        if (!info.is_object()) p.fail("tensor '", name, "' must be an object {dtype, shape, data_offsets}, got ", brief(info));
         for (const char* key : {"dtype", "shape", "data_offsets"})
             if (!info.contains(key)) p.fail("tensor '", name, "' has no '", key, "'");
         const auto& dt = info["dtype"];
-        if (!dt.is_string()) p.fail("tensor '", name, "': dtype must be a string, got ", dt.dump());
+        if (!dt.is_string()) p.fail("tensor '", name, "': dtype must be a string, got ", brief(dt));
         const auto dtype = parse_dtype(dt.get<std::string>());
         if (!dtype) p.fail("tensor '", name, "': unknown dtype '", dt.get<std::string>(), "'");
         const auto& sh = info["shape"];
-        if (!sh.is_array()) p.fail("tensor '", name, "': shape must be an array, got ", sh.dump());
+        if (!sh.is_array()) p.fail("tensor '", name, "': shape must be an array, got ", brief(sh));
         Entry e{name, *dtype, {}, 0, 0};
         for (const auto& d : sh) {
             const std::uint64_t v = unsigned_number(d, p, name, "shape");
@@ -388,7 +396,7 @@ inline SafeTensors parse(std::span<const unsigned char> b, const Parser& p) {
             e.shape.push_back(static_cast<std::int64_t>(v));
         }
         const auto& off = info["data_offsets"];
-        if (!off.is_array() || off.size() != 2) p.fail("tensor '", name, "': data_offsets must be [begin, end], got ", off.dump());
+        if (!off.is_array() || off.size() != 2) p.fail("tensor '", name, "': data_offsets must be [begin, end], got ", brief(off));
         e.begin = unsigned_number(off[0], p, name, "data_offsets");
         e.end = unsigned_number(off[1], p, name, "data_offsets");
         if (e.end < e.begin) p.fail("tensor '", name, "': data_offsets [", e.begin, ", ", e.end, "] end before they begin");
