@@ -348,6 +348,13 @@ TEST_CASE("a user's own buffer through a ParameterLayout (row- and column-major 
     fmd::io::load_parameters<double>(file, layout, back);
     CHECK(back == buffer);
 
+    // A network's parameters() (an Eigen Map of its flat buffer) goes in and out directly.
+    fmd::Vector<double> theta = fmd::Vector<double>::Zero(29);
+    Eigen::Map<fmd::Vector<double>> map(theta.data(), theta.size());
+    fmd::io::load_parameters(file, layout, map);
+    CHECK(std::vector<double>(theta.data(), theta.data() + 29) == buffer);
+    CHECK(fmd::io::to_safetensors(layout, map, DType::f64).at("conv.weight").data == file.at("conv.weight").data);
+
     CHECK_THROWS_MATCHES(layout.add_at("x", {2}, 27), fmd::invalid_argument, names("offset", "overlaps 'conv.bias'"));
     CHECK_THROWS_MATCHES(layout.add("conv.bias", {1}), fmd::invalid_argument, names("name", "'conv.bias'"));
     std::vector<double> small(10);

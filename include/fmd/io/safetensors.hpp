@@ -619,6 +619,16 @@ SafeTensors to_safetensors(const ParameterLayout& layout, std::span<const S> buf
     return out;
 }
 
+/// Same for a network's parameters() (a Map of its flat buffer).
+template <class S>
+SafeTensors to_safetensors(const ParameterLayout& layout, const Eigen::Map<Vector<S>>& buffer, DType dtype = DType::f32) {
+    return to_safetensors<S>(layout, std::span<const S>(buffer.data(), static_cast<std::size_t>(buffer.size())), dtype);
+}
+template <class S>
+SafeTensors to_safetensors(const ParameterLayout& layout, const Eigen::Map<const Vector<S>>& buffer, DType dtype = DType::f32) {
+    return to_safetensors<S>(layout, std::span<const S>(buffer.data(), static_cast<std::size_t>(buffer.size())), dtype);
+}
+
 /// Copies the tensors of `file` into `buffer` through `layout`, all or nothing: fmd::io_error
 /// naming the tensor for a name the layout does not know (unless strict = false), a missing
 /// tensor, a shape mismatch, a dtype that is not F16 / BF16 / F32 / F64, a value that is not
@@ -627,6 +637,11 @@ template <class S>
 void load_parameters(const SafeTensors& file, const ParameterLayout& layout, std::span<S> buffer, bool strict = true) {
     const std::vector<S> staged = st_impl::stage<S>("io::load_parameters", "file", file, layout, buffer, strict);
     std::copy(staged.begin(), staged.end(), buffer.begin());
+}
+/// Same into a network's parameters() (a Map of its flat buffer).
+template <class S>
+void load_parameters(const SafeTensors& file, const ParameterLayout& layout, Eigen::Map<Vector<S>> buffer, bool strict = true) {
+    load_parameters<S>(file, layout, std::span<S>(buffer.data(), static_cast<std::size_t>(buffer.size())), strict);
 }
 
 // ---------------------------------------------------------------------------------------------
