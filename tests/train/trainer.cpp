@@ -645,9 +645,9 @@ TEST_CASE("fit: LossHistory, CheckpointEvery, Progress, resuming to `until`", "[
     for (int ch; (ch = std::fgetc(log)) != EOF;) text.push_back(static_cast<char>(ch));
     std::fclose(log);
     INFO(text);
-    CHECK(text.find("step 10/25") != std::string::npos);
-    CHECK(text.find("step 20/25") != std::string::npos);
-    CHECK(text.find("step 25/25") != std::string::npos);
+    CHECK(text.find("train  10/25") != std::string::npos);
+    CHECK(text.find("train  20/25") != std::string::npos);
+    CHECK(text.find("train  25/25") != std::string::npos);
     CHECK(std::count(text.begin(), text.end(), '\n') == 3);
     CHECK(std::isfinite(progress.loss_ema()));
 

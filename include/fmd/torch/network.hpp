@@ -5,7 +5,9 @@
 //
 // The module's forward takes a batch as PyTorch lays it out, one row per sample:
 //     forward(x [n, dim], t [n]) -> [n, dim]                      (unconditional)
-//     forward(x [n, dim], t [n], labels [n] int64) -> [n, dim]    (class-conditional; ∅ = num_classes)
+//     forward(x [n, dim], t [n], labels [n] int64) -> [n, dim]    (class-conditional; ∅ = num_classes;
+//                                                                  a module with only this one gets ∅
+//                                                                  in the unlabelled calls)
 // in the module's dtype (float32 for S = float, float64 for S = double), on the CPU.
 //
 // Memory: an fmd batch (dim x n, column-major) is byte for byte a row-major [n, dim] tensor, so
@@ -32,6 +34,8 @@
 #include <fmd/core/types.hpp>
 #include <fmd/field/concepts.hpp>
 
+/// LibTorch interoperability: a torch::nn::Module as an fmd network (libtorch::Network) and a
+/// torch::optim optimizer as an fmd optimizer (libtorch::Optimizer).
 namespace fmd::libtorch {
 
 /// The LibTorch dtype of fmd's scalar S (float → kFloat32, double → kFloat64).
@@ -88,12 +92,13 @@ torch::Tensor batch_tensor(In<S> x, Matrix<S>& stage) {
 /// module takes labels), hence VectorField / ConditionalField for samplers and fmd::Guided.
 template <class S, ModuleHandle M>
 class Network {
-    static_assert(TimeModule<M>, "fmd::libtorch::Network: the module needs `torch::Tensor forward(torch::Tensor x, torch::Tensor t)` "
-                                 "(x [n, dim], t [n]); a labelled module may add an overload with labels");
+    static_assert(TimeModule<M> || LabelledModule<M>,
+                  "fmd::libtorch::Network: the module needs `torch::Tensor forward(torch::Tensor x, torch::Tensor t)` (x [n, dim], t [n]) "
+                  "or, class-conditional, `forward(x, t, labels)` (labels [n] int64)");
     static constexpr bool labelled = LabelledModule<M>;
 
 public:
-    using Scalar = S;
+    using Scalar = S;  ///< float (module in float32) or double (float64)
 
     /// Takes the module (shared, as LibTorch modules are) and moves its parameters into one flat
     /// buffer. `input_dim` is dim, the rows of a batch; `num_classes` the labels 0 … C − 1 a
@@ -106,6 +111,8 @@ public:
         if (num_classes < 0) fmd::detail::fail(where, "num_classes", "must be >= 0, got ", num_classes);
         if (num_classes > 0 && !labelled)
             fmd::detail::fail(where, "num_classes", "is ", num_classes, " but the module has no forward(x, t, labels)");
+        if (num_classes == 0 && !TimeModule<M>)
+            fmd::detail::fail(where, "num_classes", "must be > 0 for a module whose forward takes labels only (its null label is num_classes)");
         const auto named = detail::module_ptr(module_)->named_parameters(/*recurse=*/true);
         std::int64_t total = 0;
         std::vector<const void*> seen;
@@ -140,7 +147,9 @@ public:
         link_gradients();
     }
 
+    /// dim, the rows of a batch.
     Eigen::Index input_dim() const { return input_dim_; }
+    /// Number of scalar parameters (the length of the flat buffer).
     Eigen::Index parameter_count() const { return static_cast<Eigen::Index>(flat_.numel()); }
     /// The flat parameter buffer; each module parameter is a view of it.
     Eigen::Map<Vector<S>> parameters() { return {flat_.data_ptr<S>(), parameter_count()}; }
@@ -148,6 +157,7 @@ public:
     Eigen::Map<Vector<S>> gradients() { return {flat_grad_.data_ptr<S>(), parameter_count()}; }
     /// The wrapped module (its parameters live in parameters()).
     M& module() { return module_; }
+    /// C, the labels 0 … C − 1 (0: unconditional).
     int num_classes() const { return num_classes_; }
     /// The null label ∅ = num_classes (the unconditional branch of a labelled module).
     int null_label() const requires labelled { return num_classes_; }
@@ -163,7 +173,7 @@ public:
     void forward(In<S> x, const RowIn<S>& t, Out<S> out) {
         check_batch("forward", x, t.cols(), out);
         train_mode(true);
-        pred_ = module_->forward(detail::batch_tensor<S>(x, x_stage_), time_tensor(t));
+        pred_ = call(detail::batch_tensor<S>(x, x_stage_), time_tensor(t));
         copy_out("forward", pred_, out);
     }
 
@@ -193,8 +203,7 @@ public:
         check_batch("operator()", x, x.cols(), out);
         c10::InferenceMode guard;
         train_mode(false);
-        copy_out("operator()", module_->forward(detail::batch_tensor<S>(x, x_stage_), torch::full({x.cols()}, t, torch::TensorOptions().dtype(dtype_of<S>()))),
-                 out);
+        copy_out("operator()", call(detail::batch_tensor<S>(x, x_stage_), torch::full({x.cols()}, t, torch::TensorOptions().dtype(dtype_of<S>()))), out);
     }
 
     /// Labelled sampling call (a ConditionalField, e.g. inside fmd::Guided).
@@ -246,6 +255,12 @@ public:
     }
 
 private:
+    // The unlabelled call; a module that takes labels only gets ∅ for every column.
+    torch::Tensor call(const torch::Tensor& x, const torch::Tensor& t) {
+        if constexpr (TimeModule<M>) return module_->forward(x, t);
+        else return module_->forward(x, t, torch::full({x.size(0)}, static_cast<std::int64_t>(num_classes_), torch::TensorOptions().dtype(torch::kInt64)));
+    }
+
     void check_batch(const char* call, In<S> x, Eigen::Index cols, Out<S> out) const {
         const std::string where = std::string("libtorch::Network::") + call;
         if (x.rows() != input_dim_) fmd::detail::fail(where, "x", "must have ", input_dim_, " rows (input_dim), got ", x.rows());
@@ -319,6 +334,8 @@ private:
 template <class S, class TorchOptimizer>
 class Optimizer {
 public:
+    /// `optimizer` must have been built from `net`'s module parameters (after wrapping); it is
+    /// not owned and must outlive this object.
     template <class M>
     Optimizer(TorchOptimizer& optimizer, Network<S, M>& net) : opt_(&optimizer), params_(net.parameters().data()) {}
 
@@ -328,9 +345,11 @@ public:
             fmd::detail::fail("libtorch::Optimizer::step", "params", "is not the parameter buffer of the Network this optimizer was built for");
         opt_->step();
     }
+    /// Sets the learning rate of every parameter group.
     void set_lr(double lr) {
         for (auto& group : opt_->param_groups()) group.options().set_lr(lr);
     }
+    /// The first parameter group's learning rate.
     double lr() const { return opt_->param_groups().front().options().get_lr(); }
 
 private:

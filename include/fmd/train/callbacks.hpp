@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include <fmd/core/terminal.hpp>
+#include <fmd/core/progress.hpp>
 #include <fmd/train/checkpoint.hpp>
 
 namespace fmd::train {
@@ -72,51 +72,31 @@ std::int64_t fit(Trainer& trainer, const Source& source, G& rng, std::int64_t un
     return trainer.step() - start;
 }
 
-/// Progress: on a terminal one updating line (step, loss EMA, steps/s, ETA); otherwise a plain
-/// line every `every` steps.
+/// Progress: fmd::ProgressLine for training, "train  step/total  rate  ETA  loss <EMA>": on a
+/// terminal one updating line; otherwise a plain line every `every` steps (0: quiet).
 class Progress {
 public:
     /// Reports to `out`; `every` is the step interval of the plain lines when `out` is not a terminal.
-    explicit Progress(std::int64_t every = 1000, std::FILE* out = stderr)
-        : every_(every), out_(out), tty_(detail::is_terminal(out)), start_(clock::now()), last_(start_) {}
+    explicit Progress(std::int64_t every = 1000, std::FILE* out = stderr, std::string label = "train") : line_(std::move(label), 0, every, "steps", out) {}
 
     /// Updates the loss EMA (decay 0.99) and prints when due.
     template <class Trainer, class G>
     void on_step(const StepInfo& s, Trainer&, G&) {
+        if (first_) line_.restart(s.step - 1);  // a resumed run: the rate counts this run's steps only
         ema_ = first_ ? s.loss : 0.99 * ema_ + 0.01 * s.loss;
-        if (first_) start_step_ = s.step - 1;
         first_ = false;
-        const auto now = clock::now();
-        const bool due = tty_ ? (now - last_ > std::chrono::milliseconds(200) || s.step == s.total) : (s.step % every_ == 0 || s.step == s.total);
-        if (!due) return;
-        last_ = now;
-        const double secs = std::chrono::duration<double>(now - start_).count();
-        const double rate = static_cast<double>(s.step - start_step_) / std::max(secs, 1e-9);
-        const double eta = static_cast<double>(s.total - s.step) / std::max(rate, 1e-9);
-        std::fprintf(out_, "%sstep %lld/%lld  loss %.4f  %.0f steps/s  ETA %s%s", tty_ ? "\r" : "", static_cast<long long>(s.step),
-                     static_cast<long long>(s.total), ema_, rate, format(eta).c_str(), tty_ ? "   " : "\n");
-        std::fflush(out_);
+        line_.set_total(s.total);
+        char note[40];
+        std::snprintf(note, sizeof note, "loss %.4f", ema_);
+        line_.update(s.step, note);
     }
     /// Ends the updating line on a terminal.
     template <class Trainer>
-    void on_end(Trainer&) {
-        if (tty_ && !first_) std::fputc('\n', out_);
-    }
+    void on_end(Trainer&) { line_.finish(); }
     double loss_ema() const { return ema_; }  ///< exponential moving average of the loss so far
 
 private:
-    using clock = std::chrono::steady_clock;
-    static std::string format(double s) {
-        char b[32];
-        const long v = std::lround(s);
-        std::snprintf(b, sizeof b, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
-        return b;
-    }
-    std::int64_t every_;
-    std::FILE* out_;
-    bool tty_;
-    clock::time_point start_, last_;
-    std::int64_t start_step_ = 0;
+    ProgressLine line_;
     double ema_ = 0;
     bool first_ = true;
 };
