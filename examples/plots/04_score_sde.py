@@ -11,7 +11,8 @@ from common import BLUE, DATA, GREEN, ORANGE, PURPLE, RED, Run, points
 
 run = Run("04_score_sde")
 info = run.info
-lim = 3.5 if info["data"] == "moons" else 5.5
+moons = info["data"] == "moons"
+lim = 3.5 if moons else 5.5
 sde_colors = [GREEN, ORANGE, RED, PURPLE]
 floor = f"floor {info['floor']:.3f} ± {info['spread']:.3f}"
 panels = [("data", DATA, "fresh data"), ("ode", BLUE, f"probability-flow ODE (Heun): SW2 {info['sw2'][0]:.3f}")]
@@ -20,9 +21,11 @@ panels += [(f"sde_{k}", sde_colors[k % len(sde_colors)], f"SDE σ = {s:g} (Euler
 
 cols = 3
 rows = math.ceil(len(panels) / cols)
-fig, axes = plt.subplots(rows, cols, figsize=(15, 5.2 * rows), sharex=True, sharey=True, layout="constrained", squeeze=False)
+fig, axes = plt.subplots(rows, cols, figsize=(15, (3.55 if moons else 5.2) * rows + 0.4), sharex=True, sharey=True, layout="constrained", squeeze=False)
 for ax, (name, color, title) in zip(axes.flat, panels):
     points(ax, run.load(name), color, lim, size=4)
+    if moons:
+        ax.set_ylim(-2.3, 2.3)  # the moons are wider than high
     ax.set_title(title)
 for ax in axes.flat[len(panels):]:
     ax.set_visible(False)

@@ -20,9 +20,11 @@ fig, axes = plt.subplots(len(flows), len(nfes), figsize=(16, 3.3 * len(flows) + 
 for f, name in enumerate(flows):
     for k, nfe in enumerate(nfes):
         ax = axes[f, k]
-        points(ax, samples[f, k], BLUE, LIM, size=2)
+        points(ax, samples[f, k], BLUE, LIM, size=3)
         ax.set_title(f"{nfe} NFE: filled {filled[f, k]:.3f}, SW2 {sw2[f, k]:.3f}", fontsize=10.5)
     axes[f, 0].set_ylabel(f"{labels.get(name, name)}\nS = {info['straightness'][f]:.4f}", fontsize=12)
+for ax in axes[-1]:
+    ax.set_xlabel("$x_1$")
 fig.suptitle("Euler samples from the same noise, per flow (rows) and number of steps (columns); "
              "filled-square fraction, sliced W2 to fresh data, straightness S", fontsize=13)
 run.save(fig, "05_samples.png")

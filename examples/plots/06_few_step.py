@@ -21,9 +21,11 @@ if board is not None:
     for f, name in enumerate(families):
         for k, nfe in enumerate(nfes):
             ax = axes[f, k]
-            points(ax, samples[f, k], BLUE, 4.5, size=2)
+            points(ax, samples[f, k], BLUE, 4.5, size=3)
             ax.set_title(f"{nfe} NFE: filled {filled[f, k]:.3f}, SW2 {sw2[f, k]:.3f}", fontsize=10.5)
         axes[f, 0].set_ylabel(f"{name}\n(trained {board['train_seconds'][f]:.0f} s)", fontsize=12)
+    for ax in axes[-1]:
+        ax.set_xlabel("$x_1$")
     fig.suptitle(f"Few-step samples from the same noise, {board['steps']} training steps per family;\n"
                  "filled-square fraction and sliced W2 to fresh data", fontsize=13)
     run.save(fig, "06_few_step.png")
