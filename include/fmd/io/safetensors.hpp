@@ -97,23 +97,6 @@ inline bool is_floating(DType d) { return d == DType::f16 || d == DType::bf16 ||
 // with subnormals, overflow to ±inf, signed zeros and NaN (quiet, sign kept).
 
 namespace st_impl {
-// A binary format with E exponent bits and M stored mantissa bits.
-template <int E, int M>
-double decode_small(std::uint16_t bits) {
-    constexpr int bias = (1 << (E - 1)) - 1;
-    const bool negative = (bits >> (E + M)) & 1u;
-    const unsigned exponent = (bits >> M) & ((1u << E) - 1u);
-    const unsigned mantissa = bits & ((1u << M) - 1u);
-    double v;
-    if (exponent == (1u << E) - 1u)
-        v = mantissa == 0 ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
-    else if (exponent == 0)
-        v = std::ldexp(static_cast<double>(mantissa), 1 - bias - M);  // subnormal (or zero)
-    else
-        v = std::ldexp(static_cast<double>(mantissa | (1u << M)), static_cast<int>(exponent) - bias - M);
-    return negative ? -v : v;
-}
-
 // Round to nearest integer, ties to even, for 0 <= y < 2^53 (independent of the FPU's rounding mode).
 inline double round_even(double y) {
     const double f = std::floor(y), d = y - f;
@@ -146,10 +129,22 @@ std::uint16_t encode_small(double x) {
 }
 }  // namespace st_impl
 
+/// IEEE binary16 bits → float (exact: every binary16 value is a float; NaN payloads kept).
+inline float half_to_float(std::uint16_t bits) {
+    const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16, e = (bits >> 10) & 0x1Fu, m = bits & 0x3FFu;
+    if (e == 0) {  // zero or subnormal m·2^-24: m < 2^10 and the scale are exact in float
+        const float v = static_cast<float>(m) * 0x1p-24f;
+        return sign ? -v : v;
+    }
+    if (e == 31) return std::bit_cast<float>(sign | 0x7F800000u | (m << 13));  // ±inf, NaN
+    return std::bit_cast<float>(sign | ((e + 112) << 23) | (m << 13));        // rebias 15 → 127
+}
+/// bfloat16 bits → float (exact: bfloat16 is the top half of a float).
+inline float bfloat16_to_float(std::uint16_t bits) { return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16); }
 /// IEEE binary16 bits → value (exact).
-inline double half_to_double(std::uint16_t bits) { return st_impl::decode_small<5, 10>(bits); }
+inline double half_to_double(std::uint16_t bits) { return static_cast<double>(half_to_float(bits)); }
 /// bfloat16 bits → value (exact).
-inline double bfloat16_to_double(std::uint16_t bits) { return st_impl::decode_small<8, 7>(bits); }
+inline double bfloat16_to_double(std::uint16_t bits) { return static_cast<double>(bfloat16_to_float(bits)); }
 /// Value → IEEE binary16 bits, rounded to nearest even; beyond 65504 (from 65520 on) → ±inf.
 inline std::uint16_t double_to_half(double x) { return st_impl::encode_small<5, 10>(x); }
 /// Value → bfloat16 bits, rounded to nearest even (PyTorch's .bfloat16() on a float).
@@ -202,6 +197,18 @@ struct Tensor {
         return n;
     }
 
+    /// A little-endian unsigned integer at p (one load on little-endian machines).
+    template <class U>
+    static U load(const unsigned char* p) {
+        if constexpr (std::endian::native == std::endian::little) {
+            U v;
+            std::memcpy(&v, p, sizeof v);
+            return v;
+        } else {
+            return static_cast<U>(st_impl::load_le(p, sizeof(U)));
+        }
+    }
+
     /// Element i as a double (exact for F16, BF16, F32, F64). No checks: see values().
     double value(std::size_t i) const {
         const unsigned char* p = data.data() + i * dtype_size(dtype);
@@ -222,7 +229,15 @@ struct Tensor {
         if (!is_floating(dtype))
             detail::fail("io::Tensor::values", "dtype", "is ", dtype_name(dtype), ", not a floating-point type (F16, BF16, F32, F64)");
         std::vector<T> out(data.size() / dtype_size(dtype));
-        for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(value(i));
+        const unsigned char* p = data.data();
+        for (std::size_t i = 0; i < out.size(); ++i) {  // one tight loop per dtype: large checkpoints load at memory speed
+            switch (dtype) {
+                case DType::f16: out[i] = static_cast<T>(half_to_float(load<std::uint16_t>(p + 2 * i))); break;
+                case DType::bf16: out[i] = static_cast<T>(bfloat16_to_float(load<std::uint16_t>(p + 2 * i))); break;
+                case DType::f32: out[i] = static_cast<T>(std::bit_cast<float>(load<std::uint32_t>(p + 4 * i))); break;
+                default: out[i] = static_cast<T>(std::bit_cast<double>(load<std::uint64_t>(p + 8 * i))); break;
+            }
+        }
         return out;
     }
 
@@ -544,6 +559,12 @@ void for_each_element(const ParameterView& v, F&& f) {
         for (Index i = 0; i < n; ++i) f(i, v.offset + i);
         return;
     }
+    if (v.shape.size() == 2) {  // a weight matrix: W(r, c) at offset + r + c·rows
+        const Index rows = static_cast<Index>(v.shape[0]), cols = static_cast<Index>(v.shape[1]);
+        for (Index r = 0; r < rows; ++r)
+            for (Index c = 0; c < cols; ++c) f(r * cols + c, v.offset + r + c * rows);
+        return;
+    }
     const std::size_t rank = v.shape.size();
     std::vector<Index> idx(rank, 0), stride(rank, 1);
     for (std::size_t k = 1; k < rank; ++k) stride[k] = stride[k - 1] * static_cast<Index>(v.shape[k - 1]);
@@ -584,12 +605,14 @@ std::vector<S> stage(std::string_view where, std::string_view argument, const Sa
     std::vector<S> staged(current.begin(), current.end());
     for (const ParameterView& v : layout.views()) {
         const Tensor& t = *file.find(v.name);
+        const std::vector<S> values = t.values<S>();
         for_each_element(v, [&](Index i, Index at) {
-            const double x = t.value(static_cast<std::size_t>(i));
-            const S s = static_cast<S>(x);
-            if (!std::isfinite(s))
+            const S s = values[static_cast<std::size_t>(i)];
+            if (!std::isfinite(s)) {
+                const double x = t.value(static_cast<std::size_t>(i));
                 detail::fail_io(where, argument, "tensor '", v.name, "' element ", i, " is ", x,
                                 std::isfinite(x) ? ", beyond the range of the model's scalar" : ", not finite");
+            }
             staged[static_cast<std::size_t>(at)] = s;
         });
     }
