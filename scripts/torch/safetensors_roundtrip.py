@@ -100,18 +100,32 @@ def notebook_model(width, depth, dim=2):
     return NotebookMLP(channels_data=dim, layers=depth, channels=width, channels_t=width)
 
 
-def config_of(state):
-    """(dim, width, depth) of a notebook model's state dict."""
+def config_of(state, metadata, path):
+    """(dim, width, depth, channels_t) of a notebook model's state dict; ValueError naming what an
+    fmd MLP has and NotebookMLP cannot express (class embedding, second time, SiLU, Fourier or
+    rescaled time features, out_dim != dim)."""
+    extra = sorted(k for k in state if k.startswith(("class_embedding.", "interval_projection.")))
+    if extra:
+        raise ValueError(f"{path}: {', '.join(extra)}: NotebookMLP has no class embedding or second time input")
     width, dim = state["in_projection.weight"].shape
+    channels_t = state["t_projection.weight"].shape[1]
+    if state["out_projection.weight"].shape[0] != dim:
+        raise ValueError(f"{path}: out_projection.weight: NotebookMLP needs out_dim == dim ({dim})")
+    described = metadata.get("fmd.mlp")
+    if described is not None:
+        notebook_time = f"time=sinusoidal(channels={channels_t}, scale=10000, max_period=10000)"
+        for needed in ("activation=relu", notebook_time):
+            if needed not in described:
+                raise ValueError(f"{path}: metadata fmd.mlp = {described}: NotebookMLP needs {needed}")
     depth = sum(1 for k in state if k.startswith("blocks.") and k.endswith(".0.weight"))
-    return dim, width, depth
+    return dim, width, depth, channels_t
 
 
 def load_notebook(path):
     """A float64 NotebookMLP holding the weights of a safetensors file (any float dtype)."""
     tensors, metadata = load_file(path)
-    dim, width, depth = config_of(tensors)
-    model = notebook_model(width, depth, dim).double()
+    dim, width, depth, channels_t = config_of(tensors, metadata, path)
+    model = NotebookMLP(channels_data=dim, layers=depth, channels=width, channels_t=channels_t).double()
     model.load_state_dict({k: v.double() for k, v in tensors.items()}, strict=True)
     return model, metadata
 
