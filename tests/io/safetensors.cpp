@@ -222,6 +222,8 @@ TEST_CASE("every dtype round-trips through a file, bit for bit", "[io][safetenso
         CHECK_THROWS_MATCHES(s.insert("b", Tensor{DType::f32, {3}, std::vector<unsigned char>(8)}), fmd::invalid_argument, names("tensor", "'b'"));
         CHECK_THROWS_MATCHES(Tensor::from_values<double>(DType::f32, {3}, std::vector<double>{1, 2}), fmd::invalid_argument, names("values"));
         CHECK_THROWS_MATCHES(s.at("zzz"), fmd::invalid_argument, names("name", "'zzz'"));
+        s.insert("bad\xff", Tensor::from_values<double>(DType::f32, {1}, std::vector<double>{1}));
+        CHECK_THROWS_MATCHES(fmd::io::serialize_safetensors(s), fmd::invalid_argument, names("file", "UTF-8"));
     }
 }
 

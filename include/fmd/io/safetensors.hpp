@@ -472,7 +472,12 @@ inline std::vector<char> serialize_safetensors(const SafeTensors& file) {
         header[*name] = {{"dtype", std::string(dtype_name(t->dtype))}, {"shape", t->shape}, {"data_offsets", {offset, offset + t->data.size()}}};
         offset += t->data.size();
     }
-    std::string text = header.dump();
+    std::string text;
+    try {
+        text = header.dump();
+    } catch (const nlohmann::json::exception& e) {  // JSON strings must be UTF-8
+        detail::fail("io::serialize_safetensors", "file", "holds a tensor name or metadata that is not valid UTF-8 (", e.what(), ")");
+    }
     text.append((8 - text.size() % 8) % 8, ' ');
     std::vector<char> out(8 + text.size());
     st_impl::store_le(reinterpret_cast<unsigned char*>(out.data()), text.size(), 8);
@@ -482,7 +487,8 @@ inline std::vector<char> serialize_safetensors(const SafeTensors& file) {
     return out;
 }
 
-/// Writes a safetensors file durably and atomically (core/file.hpp: temporary file, fsync, rename).
+/// Writes a safetensors file durably and atomically (core/file.hpp: temporary file, fsync, rename);
+/// fmd::invalid_argument naming 'file' for a name or metadata that is not valid UTF-8.
 inline void write_safetensors(const std::string& path, const SafeTensors& file) {
     const std::vector<char> bytes = serialize_safetensors(file);
     detail::write_file_atomic(path, bytes, "io::write_safetensors");
