@@ -107,7 +107,7 @@ def images(ax, x, side, rows, per_row, cols, labels=None):
             img = x[:, r * per_row + c].reshape(side, side)
             y0, x0 = r * (side + 2) + 1, c * (side + 2) + 1
             tiles[y0:y0 + side, x0:x0 + side] = np.clip(img, -1, 1)
-    ax.imshow(-tiles, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")  # dark garments on white
+    ax.imshow(-tiles, cmap="gray", vmin=-1, vmax=1, interpolation="antialiased")  # dark garments on white
     ax.set_xticks([])
     ax.grid(False)
     if labels is not None:
@@ -122,7 +122,12 @@ def images(ax, x, side, rows, per_row, cols, labels=None):
 def image_panels(sets, titles, side, per_class, classes, shown=8, suptitle=None):
     """One panel per image set (pixels x n, column j of class j // per_class): rows are classes,
     `shown` samples each, class names on the left of the first panel."""
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.3 * len(sets) + 1.0, 6.4), layout="constrained", squeeze=False)
+    width = min(16.0, 3.9 * len(sets) + 1.0)
+    panel = (width - 1.0) / len(sets)  # inches per panel; its height follows the grid's shape
+    title_lines = max(t.count("\n") + 1 for t in titles)
+    height = panel * len(classes) / shown + 0.35 * title_lines + (0.5 if suptitle else 0.1)
+    fig, axes = plt.subplots(1, len(sets), figsize=(width, height), layout="constrained", squeeze=False)
+    fig.get_layout_engine().set(wspace=0.03)  # a visible gap between the panels
     for k, (ax, x, title) in enumerate(zip(axes[0], sets, titles)):
         images(ax, x, side, len(classes), per_class, shown, classes if k == 0 else None)
         ax.set_title(title)
