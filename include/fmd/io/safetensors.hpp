@@ -186,9 +186,9 @@ inline std::optional<std::uint64_t> element_count(const std::vector<std::int64_t
 /// One tensor: dtype, shape (row-major, as PyTorch sees it; empty = a scalar) and its bytes
 /// (little-endian elements in row-major order, exactly as in the file).
 struct Tensor {
-    DType dtype = DType::f32;
-    std::vector<std::int64_t> shape;
-    std::vector<unsigned char> data;
+    DType dtype = DType::f32;          ///< element type
+    std::vector<std::int64_t> shape;   ///< dimensions, row-major (PyTorch's order); empty = a scalar
+    std::vector<unsigned char> data;   ///< numel() · dtype_size(dtype) bytes, little-endian, row-major
 
     /// Number of elements (1 for a scalar).
     std::int64_t numel() const {
@@ -267,6 +267,7 @@ struct Tensor {
         }
         return t;
     }
+    /// Same from a std::vector.
     template <class T>
     static Tensor from_values(DType dtype, std::vector<std::int64_t> shape, const std::vector<T>& values) {
         return from_values(dtype, std::move(shape), std::span<const T>(values));
@@ -276,7 +277,7 @@ struct Tensor {
 /// The contents of a safetensors file: named tensors (sorted by name) and the string metadata.
 class SafeTensors {
 public:
-    std::map<std::string, std::string> metadata;
+    std::map<std::string, std::string> metadata;  ///< the header's "__metadata__" (string → string)
 
     /// Adds a tensor. fmd::invalid_argument for an empty or reserved name ("__metadata__"), a name
     /// already present, a negative dimension, or bytes that do not match the shape and dtype.
@@ -296,22 +297,29 @@ public:
         if (t == nullptr) detail::fail("io::SafeTensors::at", "name", "'", name, "' is not in the file");
         return *t;
     }
+    /// The tensor called `name`, or nullptr.
     const Tensor* find(std::string_view name) const {
         const auto it = tensors_.find(name);
         return it == tensors_.end() ? nullptr : &it->second;
     }
+    /// Whether a tensor called `name` is present.
     bool contains(std::string_view name) const { return find(name) != nullptr; }
+    /// Removes the tensor called `name`; false when there was none.
     bool erase(std::string_view name) {
         const auto it = tensors_.find(name);
         if (it == tensors_.end()) return false;
         tensors_.erase(it);
         return true;
     }
+    /// Number of tensors.
     std::size_t size() const { return tensors_.size(); }
+    /// Whether there is no tensor.
     bool empty() const { return tensors_.empty(); }
     /// Name → tensor, sorted by name.
     const std::map<std::string, Tensor, std::less<>>& tensors() const { return tensors_; }
+    /// Iteration over (name, tensor) pairs, sorted by name.
     auto begin() const { return tensors_.begin(); }
+    /// End of the iteration.
     auto end() const { return tensors_.end(); }
 
 private:
@@ -504,10 +512,11 @@ enum class Order : std::uint8_t { row_major, column_major };
 
 /// A named tensor inside a flat buffer: its file-side (row-major) shape, first element and order.
 struct ParameterView {
-    std::string name;
-    std::vector<std::int64_t> shape;
-    Index offset = 0;
-    Order order = Order::row_major;
+    std::string name;                 ///< tensor name in the file
+    std::vector<std::int64_t> shape;  ///< file-side (row-major) shape
+    Index offset = 0;                 ///< buffer index of the first element
+    Order order = Order::row_major;   ///< element order inside the buffer
+    /// Number of elements.
     Index size() const {
         Index n = 1;
         for (auto d : shape) n *= static_cast<Index>(d);
@@ -544,7 +553,9 @@ public:
     }
     /// One past the last element any view uses: the smallest buffer the layout fits.
     Index end() const { return end_; }
+    /// The views, in the order they were added.
     const std::vector<ParameterView>& views() const { return views_; }
+    /// The view called `name`, or nullptr.
     const ParameterView* find(std::string_view name) const {
         for (const auto& v : views_)
             if (v.name == name) return &v;
