@@ -7,12 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-bash scripts/deps.sh cmake ninja-build clang libclang-rt-14-dev libeigen3-dev zlib1g-dev
+bash scripts/deps.sh cmake ninja-build clang libclang-rt-14-dev libeigen3-dev zlib1g-dev nlohmann-json3-dev
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release -DFMD_FUZZ=ON \
-  -DFMD_BUILD_TESTS=OFF -DFMD_BUILD_EXAMPLES=OFF -DFMD_BUILD_BENCHMARKS=OFF > /dev/null
+  -DFMD_BUILD_TESTS=OFF -DFMD_BUILD_EXAMPLES=OFF -DFMD_BUILD_BENCHMARKS=OFF -DFMD_WITH_TORCH=OFF > /dev/null
 cmake --build build/fuzz
 
-runs=("fuzz_idx idx_plain" "fuzz_idx idx_gzip" "fuzz_checkpoint checkpoint" "fuzz_pairs pairs")
+runs=("fuzz_idx idx_plain" "fuzz_idx idx_gzip" "fuzz_checkpoint checkpoint" "fuzz_pairs pairs" "fuzz_safetensors safetensors")
 rm -rf build/fuzz/work build/fuzz/artifacts build/fuzz/logs
 mkdir -p build/fuzz/artifacts build/fuzz/logs
 pids=()
