@@ -117,8 +117,8 @@ int main(int argc, char** argv) {
     const std::string default_dir = "/usr/share/datasets/fashion-mnist";
     std::string dir = default_dir, out = ".", save, load;
     bool no_install = false;
-    int threads = 2, per_class = 30, channels = 32;
-    long steps = 3000, batch = 64, sample_steps = 10, classifier_epochs = 4;
+    int threads = 2, per_class = 30, channels = 16;
+    long steps = 1500, batch = 64, sample_steps = 10, classifier_epochs = 4;
     double lr = 2e-3, ema = 0.999, dropout = 0.1;
     unsigned long seed = 0;
     app.add_option("--data", dir, "directory with the four IDX files (installed there when missing)");
