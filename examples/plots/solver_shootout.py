@@ -22,7 +22,9 @@ styles[0].update(color="black")
 
 cols = 2
 rows = math.ceil(len(titles) / cols)
-fig, axes = plt.subplots(rows, cols, figsize=(15, 5.6 * rows + 0.8), layout="constrained", squeeze=False)
+fig = plt.figure(figsize=(15, 5.6 * rows + 1.6), layout="constrained")
+grid = fig.add_gridspec(rows + 1, cols, height_ratios=[1] * rows + [0.22])  # last row: the legend
+axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(cols)] for r in range(rows)])
 for i, (ax, title) in enumerate(zip(axes.flat, titles)):
     pts = run.load(f"problem_{i}")
     for k, name in enumerate(curves):
@@ -37,6 +39,8 @@ for i, (ax, title) in enumerate(zip(axes.flat, titles)):
 for ax in axes.flat[len(titles):]:
     ax.set_visible(False)
 handles, labels = axes.flat[0].get_legend_handles_labels()
-fig.legend(handles, labels, loc="outside lower center", ncols=5, frameon=False)
+legend = fig.add_subplot(grid[rows, :])
+legend.axis("off")
+legend.legend(handles, labels, loc="center", ncols=5, frameon=False, fontsize=11)
 fig.suptitle("ODE solvers: final-state error against a tight Dopri5 reference, by number of field evaluations", fontsize=14)
 run.save(fig, "solver_shootout.png")
