@@ -106,7 +106,15 @@ void check_oracle_likelihood(const Path& path, const std::string& label) {
     sol::RK4<double> rk4;
     const fmd::Likelihood<double> b = fmd::log_likelihood(u, x, fmd::grid::uniform(200), rk4);
     sol::AB3<double> ab3;  // multistep, walked backward: its history restarts at t = 1
-    const fmd::Likelihood<double> c = fmd::log_likelihood(u, x, fmd::grid::uniform(200), ab3);
+    std::vector<std::int64_t> reports;
+    const fmd::Likelihood<double> c =
+        fmd::log_likelihood(u, x, fmd::grid::uniform(200), ab3, fmd::ExactDivergence{}, [&](std::int64_t done, std::int64_t total) {
+            CHECK(total == 200);
+            reports.push_back(done);
+        });
+    REQUIRE(reports.size() == 200);  // one report per step, counting up to the total
+    CHECK(reports.front() == 1);
+    CHECK(reports.back() == 200);
     const double err_a = (a.log_p - closed).cwiseAbs().maxCoeff();
     const double err_b = (b.log_p - closed).cwiseAbs().maxCoeff();
     const double err_c = (c.log_p - closed).cwiseAbs().maxCoeff();

@@ -278,15 +278,22 @@ Likelihood<S> finish(const Matrix<S>& z, const Aug& aug, SolveStats stats) {
 }
 }  // namespace detail
 
+/// A progress report that ignores everything (log_likelihood's default).
+struct NoProgress {
+    /// Ignores (done, total).
+    void operator()(std::int64_t, std::int64_t) const {}
+};
+
 /// log p_1(x) per column (theory.md §8.4), integrating the augmented ODE backward from t = 1 to 0
 /// along the increasing grid (from 0 to 1, validated): a fixed-step OdeStepper takes one step per
 /// interval (it must accept negative steps), an AdaptiveStepper chooses its own steps (the
 /// divergence row is part of its error norm). stats.nfe counts augmented-field evaluations as
-/// integrate does.
-template <class St, class F, class Policy = ExactDivergence>
+/// integrate does. `progress(done, total)` is called after each fixed step (fmd::ProgressLine
+/// fits; an adaptive solve reports once, at the end).
+template <class St, class F, class Policy = ExactDivergence, class Progress = NoProgress>
     requires solver::OdeStepper<St> || solver::AdaptiveStepper<St>
 Likelihood<typename St::Scalar> log_likelihood(F& field, const Matrix<typename St::Scalar>& x, const std::vector<double>& grid, St& stepper,
-                                               Policy policy = {}) {
+                                               Policy policy = {}, Progress&& progress = {}) {
     using S = typename St::Scalar;
     constexpr const char* where = "log_likelihood";
     static_assert(!solver::forward_only<St>(), "fmd::log_likelihood: the stepper only steps forward in time; the likelihood integrates backward");
@@ -299,6 +306,7 @@ Likelihood<typename St::Scalar> log_likelihood(F& field, const Matrix<typename S
     if constexpr (solver::AdaptiveStepper<St>) {
         const std::vector<double> backward(grid.rbegin(), grid.rend());
         const SolveStats stats = stepper.integrate(aug, z, backward, NoObserver{});
+        progress(std::int64_t{1}, std::int64_t{1});
         return detail::finish(z, aug, stats);
     } else {
         detail::reset_stepper(stepper);  // a multistep history must not leak in from another solve
@@ -307,6 +315,7 @@ Likelihood<typename St::Scalar> log_likelihood(F& field, const Matrix<typename S
             stepper.step(aug, Out<S>(z), grid[k], grid[k - 1] - grid[k]);
             stats.nfe += detail::step_nfe(stepper);
             ++stats.steps;
+            progress(static_cast<std::int64_t>(stats.steps), static_cast<std::int64_t>(grid.size() - 1));
         }
         return detail::finish(z, aug, stats);
     }
