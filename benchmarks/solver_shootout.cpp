@@ -131,7 +131,9 @@ Result shootout(const std::string& label, const std::string& title, F& u, const 
         return Point{stats.nfe, rms_error(x, reference)};
     };
     r.target = solve(entries[0], 1000).error;  // Euler, 1000 steps
+    fmd::ProgressLine progress("  " + label, static_cast<std::int64_t>(entries.size()) + 1, 0, "solvers");
     for (auto& e : entries) {
+        progress.update(static_cast<std::int64_t>(r.curves.size()), e.name);
         Curve c{e.name, {}, -1, false};
         for (long b : ladder_budgets) {
             const long steps = e.steps_for(b);
@@ -156,6 +158,7 @@ Result shootout(const std::string& label, const std::string& title, F& u, const 
     }
     // Dopri5 over a tolerance sweep (rtol = atol), down to what the scalar allows and 1000× above
     // the reference's tolerance (below that the "error" is the reference's own).
+    progress.update(static_cast<std::int64_t>(r.curves.size()), "Dopri5");
     Curve c{"Dopri5 (rtol sweep)", {}, -1, true};
     const double floor = std::max(20.0 * static_cast<double>(std::numeric_limits<S>::epsilon()), 1e3 * reference_tol);
     for (double tol = 1e-1; tol >= floor; tol /= std::sqrt(10.0)) {
@@ -167,6 +170,8 @@ Result shootout(const std::string& label, const std::string& title, F& u, const 
         if (stats.nfe > 1000) break;
     }
     r.curves.push_back(std::move(c));
+    progress.update(static_cast<std::int64_t>(r.curves.size()));
+    progress.finish();
     std::printf("  (%s: %.1f s)\n", problem.c_str(), std::chrono::duration<double>(Clock::now() - t_start).count());
     return r;
 }

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,12 +52,10 @@ double train(const char* name, Net& net, const Source& source, long steps, long 
 /// ODE pairs (ε, Φ(ε)) of a trained flow: Heun with 50 steps (100 NFE).
 fmd::train::PairSet<S> pairs_of(const char* name, Net& net, long count, fmd::Rng& rng) {
     fmd::solver::Heun<S> heun;
-    const auto start = std::chrono::steady_clock::now();
-    auto report = [&](Eigen::Index done, Eigen::Index total) {
-        const double secs = seconds_since(start), eta = secs / static_cast<double>(done) * static_cast<double>(total - done);
-        std::fprintf(stderr, "pairs of %s: %ld/%ld  ETA %.0f s\n", name, static_cast<long>(done), static_cast<long>(total), eta);
-    };
-    return fmd::train::generate_pairs(net, heun, fmd::grid::uniform(50), count, 2, rng, std::max(1L, count / 5), report);
+    fmd::ProgressLine progress(std::string("pairs of ") + name, count, 0, "pairs");
+    auto pairs = fmd::train::generate_pairs(net, heun, fmd::grid::uniform(50), count, 2, rng, std::max(1L, count / 50), std::ref(progress));
+    progress.finish();
+    return pairs;
 }
 
 }  // namespace
