@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <fmd/core/terminal.hpp>
 
@@ -61,9 +62,6 @@ public:
         if (tty_ && !first_ && !finished_) std::fputc('\n', out_);
         finished_ = true;
     }
-
-    /// Seconds since construction.
-    double elapsed() const { return std::chrono::duration<double>(clock::now() - start_).count(); }
 
     /// "h:mm:ss" of a duration in seconds.
     static std::string clock_time(double seconds) {

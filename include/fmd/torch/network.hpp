@@ -171,18 +171,18 @@ public:
     /// Training pass at per-sample times (module in train mode); keeps the graph for backward.
     /// x must stay unchanged until backward (it enters the graph without a copy).
     void forward(In<S> x, const RowIn<S>& t, Out<S> out) {
-        check_batch("forward", x, t.cols(), out);
+        check_batch("libtorch::Network::forward", x, t.cols(), out);
         train_mode(true);
         pred_ = call(detail::batch_tensor<S>(x, x_stage_), time_tensor(t));
-        copy_out("forward", pred_, out);
+        copy_out("libtorch::Network::forward", pred_, out);
     }
 
     /// Labelled training pass: one label per column, ∅ = null_label() allowed.
     void forward(In<S> x, const RowIn<S>& t, Labels labels, Out<S> out) requires labelled {
-        check_batch("forward", x, t.cols(), out);
+        check_batch("libtorch::Network::forward", x, t.cols(), out);
         train_mode(true);
-        pred_ = module_->forward(detail::batch_tensor<S>(x, x_stage_), time_tensor(t), label_tensor("forward", labels, x.cols()));
-        copy_out("forward", pred_, out);
+        pred_ = module_->forward(detail::batch_tensor<S>(x, x_stage_), time_tensor(t), label_tensor("libtorch::Network::forward", labels, x.cols()));
+        copy_out("libtorch::Network::forward", pred_, out);
     }
 
     /// Overwrites gradients() with ∂L/∂θ for ∂L/∂pred = grad_out (dim x n) of the last forward.
@@ -200,20 +200,20 @@ public:
 
     /// Sampling call at one time (module in eval mode, no graph).
     void operator()(In<S> x, double t, Out<S> out) {
-        check_batch("operator()", x, x.cols(), out);
+        check_batch("libtorch::Network::operator()", x, x.cols(), out);
         c10::InferenceMode guard;
         train_mode(false);
-        copy_out("operator()", call(detail::batch_tensor<S>(x, x_stage_), torch::full({x.cols()}, t, torch::TensorOptions().dtype(dtype_of<S>()))), out);
+        copy_out("libtorch::Network::operator()", call(detail::batch_tensor<S>(x, x_stage_), torch::full({x.cols()}, t, torch::TensorOptions().dtype(dtype_of<S>()))), out);
     }
 
     /// Labelled sampling call (a ConditionalField, e.g. inside fmd::Guided).
     void operator()(In<S> x, double t, Labels labels, Out<S> out) requires labelled {
-        check_batch("operator()", x, x.cols(), out);
+        check_batch("libtorch::Network::operator()", x, x.cols(), out);
         c10::InferenceMode guard;
         train_mode(false);
-        copy_out("operator()",
+        copy_out("libtorch::Network::operator()",
                  module_->forward(detail::batch_tensor<S>(x, x_stage_), torch::full({x.cols()}, t, torch::TensorOptions().dtype(dtype_of<S>())),
-                                  label_tensor("operator()", labels, x.cols())),
+                                  label_tensor("libtorch::Network::operator()", labels, x.cols())),
                  out);
     }
 
@@ -261,8 +261,8 @@ private:
         else return module_->forward(x, t, torch::full({x.size(0)}, static_cast<std::int64_t>(num_classes_), torch::TensorOptions().dtype(torch::kInt64)));
     }
 
-    void check_batch(const char* call, In<S> x, Eigen::Index cols, Out<S> out) const {
-        const std::string where = std::string("libtorch::Network::") + call;
+    // `where` is the full name of the calling member; a literal, so no string is built per call.
+    void check_batch(const char* where, In<S> x, Eigen::Index cols, Out<S> out) const {
         if (x.rows() != input_dim_) fmd::detail::fail(where, "x", "must have ", input_dim_, " rows (input_dim), got ", x.rows());
         if (x.cols() == 0) fmd::detail::fail(where, "x", "must hold at least one column");
         if (cols != x.cols()) fmd::detail::fail(where, "t", "must hold one time per column of x (", x.cols(), "), got ", cols);
@@ -278,8 +278,7 @@ private:
         return torch::from_blob(const_cast<S*>(t.data()), {t.cols()}, torch::TensorOptions().dtype(dtype_of<S>()));
     }
 
-    torch::Tensor label_tensor(const char* call, Labels labels, Eigen::Index n) const {
-        const std::string where = std::string("libtorch::Network::") + call;
+    torch::Tensor label_tensor(const char* where, Labels labels, Eigen::Index n) const {
         if (static_cast<Eigen::Index>(labels.size()) != n) fmd::detail::fail(where, "labels", "must hold one label per column (", n, "), got ", labels.size());
         for (std::size_t j = 0; j < labels.size(); ++j)
             if (labels[j] < 0 || labels[j] > num_classes_)
@@ -288,16 +287,16 @@ private:
             .to(torch::kInt64);
     }
 
-    void copy_out(const char* call, const torch::Tensor& y, Out<S> out) const {
+    void copy_out(const char* where, const torch::Tensor& y, Out<S> out) const {
         if (y.dim() != 2 || y.size(0) != out.cols() || y.size(1) != out.rows() || y.scalar_type() != dtype_of<S>())
-            throw invalid_argument(std::string("fmd::libtorch::Network::") + call + ": argument 'module' returned a tensor of shape " +
+            throw invalid_argument(std::string("fmd::") + where + ": argument 'module' returned a tensor of shape " +
                                    c10::str(y.sizes()) + " and dtype " + c10::toString(y.scalar_type()) + "; expected [" + std::to_string(out.cols()) +
                                    ", " + std::to_string(out.rows()) + "] of " + c10::toString(dtype_of<S>()));
         const torch::Tensor c = y.contiguous();
         const Eigen::Map<const Matrix<S>> src(c.data_ptr<S>(), out.rows(), out.cols());
         out = src;
         if (!out.allFinite())
-            throw numerical_error(std::string("fmd::libtorch::Network::") + call + ": argument 'module' returned non-finite values");
+            throw numerical_error(std::string("fmd::") + where + ": argument 'module' returned non-finite values");
     }
 
     void train_mode(bool on) {
