@@ -3,7 +3,8 @@
 // contiguous parameter buffer, fused bias + activation kernels, and the time embeddings
 // (sinusoidal, random Fourier features). A batch is dim x n, one column per sample.
 //
-// Everything here works in place on caller-owned storage and allocates nothing.
+// Everything here works in place on caller-owned storage and allocates nothing; the matrix
+// products go through nn::gemm (fmd/nn/gemm.hpp: Eigen, or oneDNN where configured).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <fmd/core/error.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
+#include <fmd/nn/gemm.hpp>
 
 namespace fmd::nn {
 
@@ -46,19 +48,19 @@ struct Linear {
 
     /// y = W x + b, x: in x n, y: out x n (y must not alias x).
     void forward(In<S> x, Out<S> y) const {
-        y.noalias() = weight * x;
+        gemm<S>(weight, x, y);
         y.colwise() += bias;
     }
 
     /// Parameter gradients for dL/dy = dy: grad.weight = dy xᵀ, grad.bias = Σ_columns dy.
     /// Overwrites `grad` (a Linear view into the gradient buffer with this layer's shape).
     static void backward(In<S> x, In<S> dy, Linear& grad) {
-        grad.weight.noalias() = dy * x.transpose();
+        gemm<S>(dy, Op::none, x, Op::transpose, grad.weight);
         grad.bias.noalias() = dy.rowwise().sum();
     }
 
     /// Input gradient dL/dx = Wᵀ dy (dx must not alias dy).
-    void backward_input(In<S> dy, Out<S> dx) const { dx.noalias() = weight.transpose() * dy; }
+    void backward_input(In<S> dy, Out<S> dx) const { gemm<S>(weight, Op::transpose, dy, Op::none, dx); }
 };
 
 /// a ← relu(a + b): bias added to every column, fused with the activation.

@@ -251,15 +251,15 @@ private:
         embedding_.embed<S>(t, emb_.leftCols(n));
         Linear<S> in = layer(input_layer), tl = layer(time_layer);
         auto h = act_[0].leftCols(n);
-        h.noalias() = tl.weight * emb_.leftCols(n);
-        h.noalias() += in.weight * x_.leftCols(n);
+        gemm<S>(tl.weight, emb_.leftCols(n), h);
+        gemm<S>(in.weight, x_.leftCols(n), h, S(1), S(1));
         bias0_ = in.bias + tl.bias;
         if (config_.two_times) {  // + Linear_interval(emb(r − t)); r − t = 0 without r
             if (r != nullptr) d_.leftCols(n) = *r - t;
             else d_.leftCols(n).setZero();
             embedding_.embed<S>(RowIn<S>(d_.leftCols(n)), emb2_.leftCols(n));
             Linear<S> il = layer(interval_layer());
-            h.noalias() += il.weight * emb2_.leftCols(n);
+            gemm<S>(il.weight, emb2_.leftCols(n), h, S(1), S(1));
             bias0_ += il.bias;
         }
         h.colwise() += bias0_;
@@ -275,7 +275,7 @@ private:
             const auto ks = static_cast<std::size_t>(k);
             Linear<S> l = layer(hidden_layer(k));
             auto a = act_[ks].leftCols(n);
-            a.noalias() = l.weight * act_[ks - 1].leftCols(n);
+            gemm<S>(l.weight, act_[ks - 1].leftCols(n), a);
             if (config_.activation == Activation::relu)
                 relu_forward<S>(l.bias, a);
             else
@@ -341,25 +341,25 @@ public:
 
         Matrix<S>* ta = &j0_;
         Matrix<S>* tb = &j1_;
-        ta->leftCols(n).noalias() = layer(input_layer).weight * v;
+        gemm<S>(layer(input_layer).weight, v, ta->leftCols(n));
         if (t_dot != 0.0) {
             embedding_.derivative<S>(emb_.leftCols(n), demb_.leftCols(n));
-            ta->leftCols(n).noalias() += S(t_dot) * (layer(time_layer).weight * demb_.leftCols(n));
+            gemm<S>(layer(time_layer).weight, demb_.leftCols(n), ta->leftCols(n), S(t_dot), S(1));
         }
         if (config_.two_times && r_dot - t_dot != 0.0) {  // d/dε emb(r − t) = emb'(r − t)(ṙ − ṫ)
             embedding_.derivative<S>(emb2_.leftCols(n), demb_.leftCols(n));
-            ta->leftCols(n).noalias() += S(r_dot - t_dot) * (layer(interval_layer()).weight * demb_.leftCols(n));
+            gemm<S>(layer(interval_layer()).weight, demb_.leftCols(n), ta->leftCols(n), S(r_dot - t_dot), S(1));
         }
         for (Index k = 1; k <= config_.depth; ++k) {
             const auto ks = static_cast<std::size_t>(k);
-            tb->leftCols(n).noalias() = layer(hidden_layer(k)).weight * ta->leftCols(n);
+            gemm<S>(layer(hidden_layer(k)).weight, ta->leftCols(n), tb->leftCols(n));
             if (config_.activation == Activation::relu)
                 relu_backward<S>(act_[ks].leftCols(n), tb->leftCols(n));  // ⊙ 1[z > 0]
             else
                 silu_backward<S>(act_[ks].leftCols(n), sig_[ks - 1].leftCols(n), tb->leftCols(n));  // ⊙ silu'(z)
             std::swap(ta, tb);
         }
-        out.noalias() = layer(output_layer()).weight * ta->leftCols(n);
+        gemm<S>(layer(output_layer()).weight, ta->leftCols(n), out);
     }
 
     /// Forward-mode Jacobian–vector product at one time: out = (∂u_t/∂x)(x) v, column by column
@@ -384,13 +384,13 @@ public:
         Matrix<S>* b = &e1_;
         Matrix<S>* ta = &j0_;
         Matrix<S>* tb = &j1_;
-        a->leftCols(n).noalias() = in.weight * x;
+        gemm<S>(in.weight, x, a->leftCols(n));
         a->leftCols(n).colwise() += tvec_;
-        ta->leftCols(n).noalias() = in.weight * v;
+        gemm<S>(in.weight, v, ta->leftCols(n));
         for (Index k = 1; k <= config_.depth; ++k) {
             Linear<S> l = layer(hidden_layer(k));
-            b->leftCols(n).noalias() = l.weight * a->leftCols(n);
-            tb->leftCols(n).noalias() = l.weight * ta->leftCols(n);
+            gemm<S>(l.weight, a->leftCols(n), b->leftCols(n));
+            gemm<S>(l.weight, ta->leftCols(n), tb->leftCols(n));
             if (config_.activation == Activation::relu) {
                 relu_forward<S>(l.bias, b->leftCols(n));
                 relu_backward<S>(b->leftCols(n), tb->leftCols(n));  // ⊙ 1[z > 0], read off relu(z)
@@ -405,7 +405,7 @@ public:
             std::swap(a, b);
             std::swap(ta, tb);
         }
-        out.noalias() = layer(output_layer()).weight * ta->leftCols(n);
+        gemm<S>(layer(output_layer()).weight, ta->leftCols(n), out);
     }
 
 private:
@@ -426,12 +426,12 @@ private:
     void time_vector(double t, double r) {
         Linear<S> in = layer(input_layer), tl = layer(time_layer);
         embedding_.embed<S>(t, emb1_);
-        tvec_.noalias() = tl.weight * emb1_;
+        gemm<S>(tl.weight, emb1_, tvec_);
         tvec_ += tl.bias + in.bias;
         if (config_.two_times) {
             Linear<S> il = layer(interval_layer());
             embedding_.embed<S>(r - t, emb1_);
-            tvec_.noalias() += il.weight * emb1_;
+            gemm<S>(il.weight, emb1_, tvec_, S(1), S(1));
             tvec_ += il.bias;
         }
     }
@@ -449,7 +449,7 @@ private:
         Linear<S> in = layer(input_layer);
         Matrix<S>* a = &e0_;
         Matrix<S>* b = &e1_;
-        a->leftCols(n).noalias() = in.weight * x;
+        gemm<S>(in.weight, x, a->leftCols(n));
         a->leftCols(n).colwise() += tvec_;
         if (config_.num_classes > 0) {
             const auto table = class_table();
@@ -457,7 +457,7 @@ private:
         }
         for (Index k = 1; k <= config_.depth; ++k) {
             Linear<S> l = layer(hidden_layer(k));
-            b->leftCols(n).noalias() = l.weight * a->leftCols(n);
+            gemm<S>(l.weight, a->leftCols(n), b->leftCols(n));
             if (config_.activation == Activation::relu)
                 relu_forward<S>(l.bias, b->leftCols(n));
             else
