@@ -4,7 +4,7 @@
 # results to out/ and matplotlib draws the pictures there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev libcli11-dev python3-matplotlib python3-numpy
+bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev libcli11-dev libdnnl-dev python3-matplotlib python3-numpy
 cmake --preset release -DFMD_BUILD_TESTS=OFF -DFMD_BUILD_BENCHMARKS=OFF
 cmake --build --preset release -j "$(nproc)" --target 01_mixture_sampling 02_checkerboard
 mkdir -p out

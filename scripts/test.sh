@@ -8,10 +8,10 @@
 #                               measure what the sanitizers would replace
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Optional parts are tested too: MPI, LibTorch (with OpenBLAS behind it rather than the reference
+# Optional parts are tested too: MPI, oneDNN (the network's GEMM backend and bf16 sampling), LibTorch (with OpenBLAS behind it rather than the reference
 # BLAS), nlohmann-json for safetensors, and Python with NumPy and torch for the round trips.
 bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev zlib1g-dev catch2 libbenchmark-dev libcli11-dev libopenmpi-dev openmpi-bin pkgconf \
-  libtorch-dev libopenblas0-pthread nlohmann-json3-dev python3-numpy python3-torch
+  libtorch-dev libopenblas0-pthread libdnnl-dev nlohmann-json3-dev python3-numpy python3-torch
 jobs=$(nproc)
 
 sanitize_suite=OFF
