@@ -15,6 +15,7 @@
 #include <Eigen/Core>
 
 #include <fmd/core/error.hpp>
+#include <fmd/core/parallel.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
 #include <fmd/nn/gemm.hpp>
@@ -63,43 +64,56 @@ struct Linear {
     void backward_input(In<S> dy, Out<S> dx) const { gemm<S>(weight, Op::transpose, dy, Op::none, dx); }
 };
 
+/// Columns per thread of the element-wise kernels: at least 32 K scalars, or a thread costs more than it saves.
+constexpr Index column_grain(Index rows) { return std::max<Index>(1, (Index{1} << 15) / std::max<Index>(rows, 1)); }
+
 /// a ← relu(a + b): bias added to every column, fused with the activation.
 template <class S>
 void relu_forward(const Eigen::Ref<const Vector<S>>& b, Out<S> a) {
-    for (Index j = 0; j < a.cols(); ++j) a.col(j) = (a.col(j) + b).cwiseMax(S(0));
+    parallel_for(a.cols(), column_grain(a.rows()), [&](Index lo, Index hi) {
+        for (Index j = lo; j < hi; ++j) a.col(j) = (a.col(j) + b).cwiseMax(S(0));
+    });
 }
 
 /// g ← g ⊙ relu'(z), read off the stored output a = relu(z) (a > 0 ⇔ z > 0; relu'(0) = 0 as in PyTorch).
 template <class S>
 void relu_backward(In<S> a, Out<S> g) {
-    g = (a.array() > S(0)).select(g, S(0));
+    parallel_for(a.cols(), column_grain(a.rows()), [&](Index lo, Index hi) {
+        for (Index j = lo; j < hi; ++j) g.col(j) = (a.col(j).array() > S(0)).select(g.col(j), S(0));
+    });
 }
 
 /// a ← silu(a + b) = z·σ(z) with z = a + b; sig ← σ(z), kept for the backward pass.
 template <class S>
 void silu_forward(const Eigen::Ref<const Vector<S>>& b, Out<S> a, Out<S> sig) {
-    for (Index j = 0; j < a.cols(); ++j) {
-        auto z = a.col(j).array();
-        z += b.array();
-        sig.col(j).array() = (S(1) + (-z).exp()).inverse();
-        z *= sig.col(j).array();
-    }
+    parallel_for(a.cols(), column_grain(a.rows()), [&](Index lo, Index hi) {
+        for (Index j = lo; j < hi; ++j) {
+            auto z = a.col(j).array();
+            z += b.array();
+            sig.col(j).array() = (S(1) + (-z).exp()).inverse();
+            z *= sig.col(j).array();
+        }
+    });
 }
 
 /// a ← silu(a + b) without keeping σ (inference).
 template <class S>
 void silu_forward(const Eigen::Ref<const Vector<S>>& b, Out<S> a) {
-    for (Index j = 0; j < a.cols(); ++j) {
-        auto z = a.col(j).array();
-        z += b.array();
-        z /= S(1) + (-z).exp();
-    }
+    parallel_for(a.cols(), column_grain(a.rows()), [&](Index lo, Index hi) {
+        for (Index j = lo; j < hi; ++j) {
+            auto z = a.col(j).array();
+            z += b.array();
+            z /= S(1) + (-z).exp();
+        }
+    });
 }
 
 /// g ← g ⊙ silu'(z) with silu'(z) = σ + z σ (1 − σ) = σ + a (1 − σ), from a = silu(z) and sig = σ(z).
 template <class S>
 void silu_backward(In<S> a, In<S> sig, Out<S> g) {
-    g.array() *= sig.array() + a.array() * (S(1) - sig.array());
+    parallel_for(a.cols(), column_grain(a.rows()), [&](Index lo, Index hi) {
+        for (Index j = lo; j < hi; ++j) g.col(j).array() *= sig.col(j).array() + a.col(j).array() * (S(1) - sig.col(j).array());
+    });
 }
 
 /// Kind of time embedding.

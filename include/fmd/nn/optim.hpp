@@ -9,7 +9,8 @@
 //   opt.set_lr(schedule.lr(step));
 //   opt.step(net.parameters(), net.gradients());
 //
-// Updates run in cache-sized chunks, one pass over memory per step; nothing is allocated
+// Updates run in cache-sized chunks, one pass over memory per step, split across Eigen's threads
+// (fmd/core/parallel.hpp: bit-identical for any thread count); nothing is allocated
 // after construction. Hyper-parameters are doubles; the arithmetic is in the scalar S.
 #include <algorithm>
 #include <array>
@@ -23,6 +24,7 @@
 #include <Eigen/Core>
 
 #include <fmd/core/error.hpp>
+#include <fmd/core/parallel.hpp>
 #include <fmd/core/types.hpp>
 #include <fmd/nn/concepts.hpp>
 
@@ -66,6 +68,7 @@ namespace impl {
 
 /// Elements per pass: a few vectors stay in L1/L2.
 inline constexpr Eigen::Index optim_chunk = 2048;  // elements per pass: a few vectors stay in L1/L2
+inline constexpr Eigen::Index optim_grain = 1 << 16;  // fewer elements per thread: not worth waking one
 
 /// Throws fmd::invalid_argument naming `argument` unless v is finite and ≥ 0.
 inline void require_nonnegative(std::string_view where, std::string_view argument, double v) {
@@ -138,25 +141,27 @@ public:
         const S decay = static_cast<S>(1.0 - lr_ * wd_);
         Vector<S>& m_all = state_.buffers[0];
         Vector<S>& v_all = state_.buffers[1];
-        for (Eigen::Index i = 0; i < n; i += optim_chunk) {
-            const Eigen::Index len = std::min(optim_chunk, n - i);
-            auto p = params.segment(i, len).array();
-            auto g0 = grads.segment(i, len).array();
-            auto m = m_all.segment(i, len).array();
-            auto v = v_all.segment(i, len).array();
-            if constexpr (Decoupled) {
-                if (wd_ != 0.0) p *= decay;
-                m += one_m_b1 * (g0 - m);
-                v = b2 * v + one_m_b2 * g0.square();
-            } else if (wd_ != 0.0) {
-                m += one_m_b1 * ((g0 + wd * p) - m);
-                v = b2 * v + one_m_b2 * (g0 + wd * p).square();
-            } else {
-                m += one_m_b1 * (g0 - m);
-                v = b2 * v + one_m_b2 * g0.square();
+        parallel_for(n, optim_grain, [&](Eigen::Index lo, Eigen::Index hi) {
+            for (Eigen::Index i = lo; i < hi; i += optim_chunk) {
+                const Eigen::Index len = std::min(optim_chunk, hi - i);
+                auto p = params.segment(i, len).array();
+                auto g0 = grads.segment(i, len).array();
+                auto m = m_all.segment(i, len).array();
+                auto v = v_all.segment(i, len).array();
+                if constexpr (Decoupled) {
+                    if (wd_ != 0.0) p *= decay;
+                    m += one_m_b1 * (g0 - m);
+                    v = b2 * v + one_m_b2 * g0.square();
+                } else if (wd_ != 0.0) {
+                    m += one_m_b1 * ((g0 + wd * p) - m);
+                    v = b2 * v + one_m_b2 * (g0 + wd * p).square();
+                } else {
+                    m += one_m_b1 * (g0 - m);
+                    v = b2 * v + one_m_b2 * g0.square();
+                }
+                p -= step_size * m / (v.sqrt() / bc2_sqrt + eps);
             }
-            p -= step_size * m / (v.sqrt() / bc2_sqrt + eps);
-        }
+        }, optim_chunk);
     }
 
     /// The learning rate.
@@ -252,24 +257,26 @@ public:
         ++state_.step;
         const S lr = static_cast<S>(c_.lr), wd = static_cast<S>(c_.weight_decay), mu = static_cast<S>(c_.momentum);
         const S keep = static_cast<S>(1.0 - c_.dampening);
-        for (Eigen::Index i = 0; i < n_; i += impl::optim_chunk) {
-            const Eigen::Index len = std::min(impl::optim_chunk, n_ - i);
-            auto p = params.segment(i, len).array();
-            auto g = grads.segment(i, len).array();
-            if (c_.momentum == 0.0) {
-                p -= lr * (g + wd * p);
-                continue;
+        parallel_for(n_, impl::optim_grain, [&](Eigen::Index lo, Eigen::Index hi) {
+            for (Eigen::Index i = lo; i < hi; i += impl::optim_chunk) {
+                const Eigen::Index len = std::min(impl::optim_chunk, hi - i);
+                auto p = params.segment(i, len).array();
+                auto g = grads.segment(i, len).array();
+                if (c_.momentum == 0.0) {
+                    p -= lr * (g + wd * p);
+                    continue;
+                }
+                auto b = state_.buffers[0].segment(i, len).array();
+                if (first)
+                    b = g + wd * p;
+                else
+                    b = mu * b + keep * (g + wd * p);
+                if (c_.nesterov)
+                    p -= lr * ((g + wd * p) + mu * b);
+                else
+                    p -= lr * b;
             }
-            auto b = state_.buffers[0].segment(i, len).array();
-            if (first)
-                b = g + wd * p;
-            else
-                b = mu * b + keep * (g + wd * p);
-            if (c_.nesterov)
-                p -= lr * ((g + wd * p) + mu * b);
-            else
-                p -= lr * b;
-        }
+        }, impl::optim_chunk);
     }
 
     /// The learning rate.

@@ -1,0 +1,43 @@
+#pragma once
+// fmd::parallel_for: the library's own element-wise loops (optimizer updates, activations) on
+// Eigen's thread count, so they scale with the matrix products instead of leaving the second
+// core idle between them (docs/architecture.md, "Threads"). Without OpenMP (-fopenmp) it is a
+// plain loop. Each index is handled by exactly one thread and no sums cross indices, so results
+// are bit-identical for every thread count.
+#include <algorithm>
+
+#include <Eigen/Core>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fmd {
+
+/// Calls f(begin_i, end_i) on consecutive ranges covering [0, n), in parallel when n ≥ 2·grain and
+/// more than one thread is configured (Eigen::nbThreads()); never nests inside a parallel region.
+/// Inner range boundaries are multiples of `align`: a loop that works in blocks of `align` from its
+/// range's start then sees the same blocks for any thread count (Eigen vectorizes an unaligned
+/// head in scalar code, and its fast float sqrt differs from std::sqrt in the last bit).
+template <class F>
+void parallel_for(Eigen::Index n, Eigen::Index grain, F&& f, Eigen::Index align = 1) {
+#ifdef _OPENMP
+    const int threads = static_cast<int>(std::min<Eigen::Index>(Eigen::nbThreads(), n / std::max<Eigen::Index>(grain, 1)));
+    if (threads > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(threads)
+        {
+            const Eigen::Index id = omp_get_thread_num(), count = omp_get_num_threads();
+            const Eigen::Index blocks = (n + align - 1) / align;
+            const Eigen::Index begin = std::min(n, blocks * id / count * align), end = std::min(n, blocks * (id + 1) / count * align);
+            if (begin < end) f(begin, end);
+        }
+        return;
+    }
+#else
+    (void)grain;
+    (void)align;
+#endif
+    if (n > 0) f(Eigen::Index{0}, n);
+}
+
+}  // namespace fmd
