@@ -3,7 +3,8 @@
 // float32, AdamW lr 1e-4, batch B, x_t = (1 − t) x0 + t x1, target x1 − x0, Euler sampling.
 //
 //   fmd_compare speed   --threads N          ms per training step (batch 64, 256), per Euler step
-//                                            on 1000 points, and Eigen's sgemm GFLOP/s
+//                                            on 1000 points (median of 5 repetitions, and their
+//                                            spread as <key>_min, <key>_max), Eigen's sgemm GFLOP/s
 //   fmd_compare data    --file F --n 10000   writes checkerboard training points (shared with torch)
 //   fmd_compare quality --file F --steps K --samples-out G
 //                                            trains K steps on F, samples 1000 points with 1000 Euler
@@ -53,9 +54,13 @@ fmd::Matrix<S> read_points(const std::string& file) {
     return m;
 }
 
-/// Median over `reps` timed runs of `iters` calls, in milliseconds per call (after `warm` calls).
+struct Stats {
+    double median, min, max;
+};
+
+/// ms per call over `reps` timed runs of `iters` calls (after `warm` calls).
 template <class F>
-double median_ms(F&& f, int warm, int iters, int reps) {
+Stats time_ms(F&& f, int warm, int iters, int reps) {
     for (int i = 0; i < warm; ++i) f();
     std::vector<double> ms;
     for (int r = 0; r < reps; ++r) {
@@ -63,8 +68,13 @@ double median_ms(F&& f, int warm, int iters, int reps) {
         for (int i = 0; i < iters; ++i) f();
         ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / iters);
     }
-    std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
-    return ms[static_cast<std::size_t>(reps / 2)];
+    std::sort(ms.begin(), ms.end());
+    return {ms[ms.size() / 2], ms.front(), ms.back()};
+}
+
+/// The driver's "key value" lines: median, and the spread as key_min, key_max.
+void print(const std::string& key, Stats s) {
+    std::printf("%s %.4f\n%s_min %.4f\n%s_max %.4f\n", key.c_str(), s.median, key.c_str(), s.min, key.c_str(), s.max);
 }
 
 fmd::nn::MLP<S> seed_model(fmd::Rng& rng) { return fmd::nn::MLP<S>({.dim = 2, .width = 512, .depth = 5}, rng); }
@@ -81,8 +91,7 @@ int speed() {
         auto net = seed_model(rng);
         fmd::nn::AdamW<S> opt(net.parameter_count(), {.lr = 1e-4});
         fmd::train::Trainer trainer(path, fmd::loss::cfm, net, opt, {.batch_size = batch});
-        const double ms = median_ms([&] { trainer.train_step(data, rng); }, 20, batch == 64 ? 100 : 30, 5);
-        std::printf("train_b%ld_ms %.4f\n", batch, ms);
+        print("train_b" + std::to_string(batch) + "_ms", time_ms([&] { trainer.train_step(data, rng); }, 20, batch == 64 ? 100 : 30, 5));
     }
     {
         auto net = seed_model(rng);
@@ -91,14 +100,13 @@ int speed() {
         fmd::solver::Euler<S> euler;
         double t = 0.0;
         const double h = 1e-3;
-        const double ms = median_ms([&] { euler.step(net, fmd::Out<S>(x), t, h); t = t + h < 1.0 ? t + h : 0.0; }, 10, 50, 5);
-        std::printf("sample_n1000_ms %.4f\n", ms);
+        print("sample_n1000_ms", time_ms([&] { euler.step(net, fmd::Out<S>(x), t, h); t = t + h < 1.0 ? t + h : 0.0; }, 10, 50, 5));
     }
     {
         // The machine's sgemm rate through Eigen, at the MLP's hidden-layer shape.
         for (long n : {64L, 256L, 1000L}) {
             fmd::Matrix<S> a = fmd::Matrix<S>::Random(512, 512), b = fmd::Matrix<S>::Random(512, n), c(512, n);
-            const double ms = median_ms([&] { c.noalias() = a * b; }, 5, 200, 5);
+            const double ms = time_ms([&] { c.noalias() = a * b; }, 5, 200, 5).median;
             std::printf("sgemm_512x512x%ld_gflops %.2f\n", n, 2.0 * 512 * 512 * static_cast<double>(n) / (ms * 1e6));
         }
     }

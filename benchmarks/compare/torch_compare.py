@@ -3,10 +3,11 @@
 The seed's checkerboard workload in float32 on the CPU, written as the seed writes it:
     python torch_compare.py speed --threads N
     python torch_compare.py quality --threads N --file DATA --steps K --samples-out OUT --seed S
-Prints "key value" lines like fmd_compare. Point files: int64 rows, int64 cols, float32 column-major.
+Prints "key value" lines like fmd_compare: per workload the median ms of 5 repetitions and, as
+<key>_min / <key>_max, their spread. Point files: int64 rows, int64 cols, float32 column-major.
 """
 import argparse
-import statistics
+import ctypes
 import time
 
 import numpy as np
@@ -29,7 +30,8 @@ def write_points(path, x):
         a.tofile(f)
 
 
-def median_ms(fn, warm, iters, reps):
+def time_ms(fn, warm, iters, reps):
+    """(median, min, max) ms per call over reps timed runs of iters calls."""
     for _ in range(warm):
         fn()
     runs = []
@@ -38,7 +40,23 @@ def median_ms(fn, warm, iters, reps):
         for _ in range(iters):
             fn()
         runs.append((time.perf_counter() - t0) * 1e3 / iters)
-    return statistics.median(runs)
+    runs.sort()
+    return runs[len(runs) // 2], runs[0], runs[-1]
+
+
+def report(key, stats):
+    for suffix, value in zip(("", "_min", "_max"), stats):
+        print(f"{key}{suffix} {value:.4f}")
+
+
+def openblas_core():
+    """The OpenBLAS kernel torch's sgemm runs (OPENBLAS_CORETYPE can force an older one)."""
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+    except OSError:
+        return "not-loaded"
+    lib.openblas_get_corename.restype = ctypes.c_char_p
+    return lib.openblas_get_corename().decode()
 
 
 def make_train_step(model, data, batch):
@@ -70,7 +88,7 @@ def speed():
     data = (torch.rand(10000, 2) * 8 - 4)
     for batch in (64, 256):
         step = make_train_step(NotebookMLP(), data, batch)
-        print(f"train_b{batch}_ms {median_ms(step, 20, 100 if batch == 64 else 30, 5):.4f}")
+        report(f"train_b{batch}_ms", time_ms(step, 20, 100 if batch == 64 else 30, 5))
     model = NotebookMLP()
     x = torch.randn(1000, 2)
     t = torch.full((1000,), 0.5)
@@ -78,10 +96,10 @@ def speed():
     def sample_step():
         with torch.no_grad():
             x.add_(model(x, t), alpha=1e-3)
-    print(f"sample_n1000_ms {median_ms(sample_step, 10, 50, 5):.4f}")
+    report("sample_n1000_ms", time_ms(sample_step, 10, 50, 5))
     for n in (64, 256, 1000):
         a, b = torch.rand(512, 512), torch.rand(512, n)
-        ms = median_ms(lambda: torch.mm(a, b), 5, 200, 5)
+        ms = time_ms(lambda: torch.mm(a, b), 5, 200, 5)[0]
         print(f"sgemm_512x512x{n}_gflops {2 * 512 * 512 * n / (ms * 1e6):.2f}")
 
 
@@ -109,7 +127,11 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
+    # Tiny gradients and Adam moments can become denormal; arithmetic on them takes the CPU's slow path.
+    torch.set_flush_denormal(True)
     print(f"threads {torch.get_num_threads()}")
+    print(f"torch_version {torch.__version__}")
+    print(f"openblas_core {openblas_core()}")
     if a.mode == "speed":
         speed()
     else:
