@@ -35,26 +35,39 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int chains = 16;  // > FMA latency x pipes (4 x 2 on current cores): the units never wait
 
-template <class V, V (*Fma)(V, V, V), V (*Set)(float)>
-float fma_chains(long iters) {
-    V acc[chains];
-    for (int k = 0; k < chains; ++k) acc[k] = Set(static_cast<float>(k));
-    const V a = Set(0.999999f), b = Set(1e-7f);
+// The two loops are spelled out (not one template over the vector type): vectors passed between
+// functions of different target attributes would change the calling convention.
+__attribute__((target("avx512f"))) float run512(long iters) {
+    __m512 acc[chains];
+    for (int k = 0; k < chains; ++k) acc[k] = _mm512_set1_ps(static_cast<float>(k));
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
     for (long i = 0; i < iters; ++i)
 #pragma GCC unroll 16
-        for (int k = 0; k < chains; ++k) acc[k] = Fma(acc[k], a, b);
+        for (int k = 0; k < chains; ++k) acc[k] = _mm512_fmadd_ps(acc[k], a, b);
+    alignas(64) float lanes[16];
     float sum = 0;
-    for (int k = 0; k < chains; ++k) sum += reinterpret_cast<const float*>(&acc[k])[0];
+    for (int k = 0; k < chains; ++k) {
+        _mm512_store_ps(lanes, acc[k]);
+        sum += lanes[0];
+    }
     return sum;
 }
 
-__attribute__((target("avx512f"))) __m512 fma512(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
-__attribute__((target("avx512f"))) __m512 set512(float x) { return _mm512_set1_ps(x); }
-__attribute__((target("avx2,fma"))) __m256 fma256(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
-__attribute__((target("avx2,fma"))) __m256 set256(float x) { return _mm256_set1_ps(x); }
-
-__attribute__((target("avx512f"))) float run512(long iters) { return fma_chains<__m512, fma512, set512>(iters); }
-__attribute__((target("avx2,fma"))) float run256(long iters) { return fma_chains<__m256, fma256, set256>(iters); }
+__attribute__((target("avx2,fma"))) float run256(long iters) {
+    __m256 acc[chains];
+    for (int k = 0; k < chains; ++k) acc[k] = _mm256_set1_ps(static_cast<float>(k));
+    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+    for (long i = 0; i < iters; ++i)
+#pragma GCC unroll 16
+        for (int k = 0; k < chains; ++k) acc[k] = _mm256_fmadd_ps(acc[k], a, b);
+    alignas(32) float lanes[8];
+    float sum = 0;
+    for (int k = 0; k < chains; ++k) {
+        _mm256_store_ps(lanes, acc[k]);
+        sum += lanes[0];
+    }
+    return sum;
+}
 
 // Best of 5 runs of `threads` threads, each running the chains: GFLOP/s.
 double fma_peak(int threads) {
