@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: the seed's checkerboard workload in fmd, LibTorch (C++) and PyTorch on
 # this CPU, the competitors at their best (see compare.py's header).
-#   bash benchmarks/compare/run.sh                 speed table, 1 and 2 threads, 2 rounds (~6 minutes)
+#   bash benchmarks/compare/run.sh                 speed table, 1 and 2 threads, 2 rounds (~8 minutes)
 #   bash benchmarks/compare/run.sh --markdown      the same table in Markdown (for the README)
 #   bash benchmarks/compare/run.sh --quality 20000 also trains fmd and PyTorch for 20000 steps and
 #                                                  compares the filled-square fraction after 1000 Euler steps
