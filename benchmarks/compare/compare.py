@@ -63,8 +63,9 @@ def run(cmd, env):
 
 
 def fmd_env(threads):
-    """fmd runs in the environment as given, with only its thread count set."""
-    return {"OMP_NUM_THREADS": str(threads), **({"OMP_WAIT_POLICY": "PASSIVE"} if threads > 1 else {})}
+    """fmd runs in the environment as given, with only its thread count set: Eigen and oneDNN share
+    one OpenMP pool, so its workers may spin (PASSIVE measured 10-40 % slower for fmd at 2 threads)."""
+    return {"OMP_NUM_THREADS": str(threads)}
 
 
 def competitor_configs(threads):
@@ -124,7 +125,8 @@ def speed(a, threads_list):
     for threads in threads_list:
         t = ["--threads", str(threads)]
         if have_peak:
-            peak[threads] = run([a.peak] + t, environment({"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}, FORCED_BLAS))
+            peak[threads] = run([a.peak] + t, environment({"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+                                                         "BLIS_ARCH_TYPE": "skx"}, FORCED_BLAS))
         for _ in range(a.rounds):
             runs["fmd", threads, ""].append(run([a.fmd, "speed"] + t, environment(fmd_env(threads))))
             for name, extra in competitor_configs(threads).items():
@@ -144,7 +146,7 @@ def speed(a, threads_list):
     print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print(f"ms per call: median of the per-process medians (5 repetitions each, {a.rounds} round(s) interleaved), (min–max of all repetitions)")
     print(f"fmd:      {a.fmd} speed --threads T; environment as given (OpenBLAS settings: {given}) "
-          "plus OMP_NUM_THREADS=T, and OMP_WAIT_POLICY=PASSIVE for T > 1")
+          "plus OMP_NUM_THREADS=T (OMP_WAIT_POLICY unset: one OpenMP pool)")
     for side, cmd in competitors.items():
         print(f"{side + ':':<9} {' '.join(cmd)} --threads T; torch {info[side].get('torch_version', '?')}, "
               f"OpenBLAS kernel {info[side].get('openblas_core', '?')}, flush denormals, 1 interop thread")
@@ -153,7 +155,8 @@ def speed(a, threads_list):
               f"T={threads}: " + ", ".join(competitor_configs(threads)) for threads in threads_list))
     for threads, p in peak.items():
         sgemm = ", ".join(f"{lib} {v:.1f}" for lib, v in best_sgemm(p).items())
-        print(f"{a.peak} --threads {threads} ({' and '.join(FORCED_BLAS)} unset, OMP_NUM_THREADS=OPENBLAS_NUM_THREADS={threads}):\n"
+        print(f"{a.peak} --threads {threads} ({' and '.join(FORCED_BLAS)} unset, OMP_NUM_THREADS=OPENBLAS_NUM_THREADS={threads}, "
+              f"BLIS_ARCH_TYPE=skx: Debian's BLIS 0.9 runs generic kernels on Zen 5 otherwise):\n"
               f"  FMA peak {p['fma_peak_gflops']:.1f} GFLOP/s; best sgemm 512x512xN GFLOP/s: {sgemm}; "
               + ", ".join(f"{k} {v}" for k, v in p.items() if isinstance(v, str)))
 

@@ -9,7 +9,9 @@
 # the peak columns need fmd_peak. Either is skipped when its program is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bash scripts/deps.sh cmake make g++ libeigen3-dev catch2 libbenchmark-dev python3-torch libopenblas0-pthread
+# oneDNN: fmd's GEMM; OpenBLAS and BLIS: the other BLAS libraries fmd_peak measures; LibTorch and PyTorch: the competitors.
+bash scripts/deps.sh cmake ninja-build g++ libeigen3-dev catch2 libbenchmark-dev libcli11-dev libdnnl-dev libtorch-dev \
+  libopenblas0-pthread libblis4-openmp python3-numpy python3-torch
 cmake --preset release -DFMD_BUILD_TESTS=OFF -DFMD_BUILD_EXAMPLES=OFF -DFMD_BUILD_BENCHMARKS=ON >/dev/null
 targets=(fmd_compare)
 available=$(cmake --build --preset release --target help)
