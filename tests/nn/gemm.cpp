@@ -48,6 +48,16 @@ void check_all_ops(double tol) {
             fmd::nn::gemm<S>(big_a.block(3, 5, ar, ac), oa, big_b.block(1, 2, br, bc), ob, big_c.block(4, 6, m, n), S(-0.5), S(1));
             CHECK((big_c.block(4, 6, m, n).template cast<double>() - (-0.5 * ab + c0.template cast<double>())).cwiseAbs().maxCoeff() < tol);
 
+            big_c.block(4, 6, m, n) = c0;  // C += op(A) op(B): the accumulating form the forward pass uses
+            fmd::nn::gemm<S>(big_a.block(3, 5, ar, ac), oa, big_b.block(1, 2, br, bc), ob, big_c.block(4, 6, m, n), S(1), S(1));
+            CHECK((big_c.block(4, 6, m, n).template cast<double>() - (ab + c0.template cast<double>())).cwiseAbs().maxCoeff() < tol);
+
+            // Twice the same shape (a cached plan) with other operands.
+            big_a *= S(-1);
+            fmd::nn::gemm<S>(big_a.block(3, 5, ar, ac), oa, big_b.block(1, 2, br, bc), ob, big_c.block(4, 6, m, n));
+            CHECK((big_c.block(4, 6, m, n).template cast<double>() + ab).cwiseAbs().maxCoeff() < tol);
+            big_a *= S(-1);
+
             big_c.block(4, 6, m, n) = c0;
             fmd::nn::gemm<S>(big_a.block(3, 5, ar, ac), oa, big_b.block(1, 2, br, bc), ob, big_c.block(4, 6, m, n), S(2), S(0.25));
             CHECK((big_c.block(4, 6, m, n).template cast<double>() - (2.0 * ab + 0.25 * c0.template cast<double>())).cwiseAbs().maxCoeff() < tol);
