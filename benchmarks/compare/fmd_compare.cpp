@@ -4,7 +4,7 @@
 //
 //   fmd_compare speed   --threads N          ms per training step (batch 64, 256), per Euler step
 //                                            on 1000 points (median of 5 repetitions, and their
-//                                            spread as <key>_min, <key>_max), Eigen's sgemm GFLOP/s
+//                                            spread as <key>_min, <key>_max), sgemm GFLOP/s of nn::gemm
 //   fmd_compare data    --file F --n 10000   writes checkerboard training points (shared with torch)
 //   fmd_compare quality --file F --steps K --samples-out G
 //                                            trains K steps on F, samples 1000 points with 1000 Euler
@@ -26,6 +26,9 @@
 
 #include <fmd/fmd.hpp>
 #include <fmd/nn/nn.hpp>
+#ifdef FMD_GEMM_DNNL
+#include <fmd/nn/dnnl.hpp>
+#endif
 #include <fmd/train/train.hpp>
 
 #include "common/cli.hpp"
@@ -101,12 +104,21 @@ int speed() {
         double t = 0.0;
         const double h = 1e-3;
         print("sample_n1000_ms", time_ms([&] { euler.step(net, fmd::Out<S>(x), t, h); t = t + h < 1.0 ? t + h : 0.0; }, 10, 50, 5));
+#ifdef FMD_GEMM_DNNL
+        // The sampling-only snapshots (fmd/nn/dnnl.hpp): fused bias + ReLU, in float32 and bfloat16.
+        for (auto precision : {fmd::nn::Precision::f32, fmd::nn::Precision::bf16}) {
+            fmd::nn::FrozenMLP frozen(net, precision);
+            print(precision == fmd::nn::Precision::f32 ? "sample_frozen_f32_n1000_ms" : "sample_frozen_bf16_n1000_ms",
+                  time_ms([&] { euler.step(frozen, fmd::Out<S>(x), t, h); t = t + h < 1.0 ? t + h : 0.0; }, 10, 50, 5));
+        }
+#endif
     }
     {
-        // The machine's sgemm rate through Eigen, at the MLP's hidden-layer shape.
+        // The machine's sgemm rate through nn::gemm (the network's backend), at the hidden-layer shape.
+        std::printf("gemm_backend %s\n", std::string(fmd::nn::gemm_backend()).c_str());
         for (long n : {64L, 256L, 1000L}) {
             fmd::Matrix<S> a = fmd::Matrix<S>::Random(512, 512), b = fmd::Matrix<S>::Random(512, n), c(512, n);
-            const double ms = time_ms([&] { c.noalias() = a * b; }, 5, 200, 5).median;
+            const double ms = time_ms([&] { fmd::nn::gemm<S>(a, b, c); }, 5, 200, 5).median;
             std::printf("sgemm_512x512x%ld_gflops %.2f\n", n, 2.0 * 512 * 512 * static_cast<double>(n) / (ms * 1e6));
         }
     }
