@@ -2,6 +2,7 @@
 // fmd: flow matching and diffusion, header-only. Everything in one include.
 #include <fmd/core/dual.hpp>
 #include <fmd/core/error.hpp>
+#include <fmd/core/parallel.hpp>
 #include <fmd/core/progress.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>

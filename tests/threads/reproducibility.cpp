@@ -8,8 +8,12 @@
 #include <Eigen/Core>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <tuple>
 
+#include <fmd/core/parallel.hpp>
 #include <fmd/fmd.hpp>
 
 namespace {
@@ -113,4 +117,26 @@ TEST_CASE("fmd::parallel_for: optimizer updates and activations are bit-identica
     // And the split covered every element: the update moved all of them, the activations are applied.
     CHECK(((p1 - p0).array() != 0.0f).all());
     CHECK((a1.array() >= 0.0f).all());
+}
+
+TEST_CASE("fmd::parallel_sum: every range counted, one thread exactly f(0, n)", "[threads]") {
+    const int max_threads = Eigen::nbThreads();
+    const Eigen::Index n = 300'001;
+    fmd::Vector<float> v = fmd::Vector<float>::LinSpaced(n, -1.0f, 1.0f);
+    auto norm2 = [&](Eigen::Index lo, Eigen::Index hi) { return static_cast<double>(v.segment(lo, hi - lo).squaredNorm()); };
+    auto bad = [&](Eigen::Index lo, Eigen::Index hi) { return v.segment(lo, hi - lo).allFinite() ? 0.0 : 1.0; };
+    Eigen::setNbThreads(1);
+    const double one = fmd::parallel_sum(n, 1 << 16, norm2);
+    CHECK(one == static_cast<double>(v.squaredNorm()));
+    Eigen::setNbThreads(std::max(2, max_threads));
+    const double two = fmd::parallel_sum(n, 1 << 16, norm2);
+    CHECK(std::abs(two - one) < 1e-5 * one);
+    // A NaN in the last element (the second thread's range) is seen: the trainer's finite check.
+    CHECK(fmd::parallel_sum(n, 1 << 16, bad) == 0.0);
+    v(n - 1) = std::numeric_limits<float>::quiet_NaN();
+    CHECK(fmd::parallel_sum(n, 1 << 16, bad) == 1.0);
+    v(n - 1) = 1.0f;
+    v(0) = std::numeric_limits<float>::infinity();
+    CHECK(fmd::parallel_sum(n, 1 << 16, bad) == 1.0);
+    Eigen::setNbThreads(max_threads);
 }

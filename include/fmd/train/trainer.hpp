@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <fmd/core/error.hpp>
+#include <fmd/core/parallel.hpp>
 #include <fmd/core/random.hpp>
 #include <fmd/core/types.hpp>
 #include <fmd/coupling/couplings.hpp>
@@ -317,6 +318,12 @@ private:
         return value;
     }
 
+    static constexpr Eigen::Index check_grain = Eigen::Index{1} << 16;  // elements per thread of the finite checks
+    template <class V>
+    static bool all_finite(const V& v) {
+        return parallel_sum(v.size(), check_grain, [&](Eigen::Index lo, Eigen::Index hi) { return v.segment(lo, hi - lo).allFinite() ? 0.0 : 1.0; }) == 0.0;
+    }
+
     // The update from the gradients in the network: finite checks, gradient policy, optimizer, average.
     S apply(S value) {
         constexpr const char* where = "train::Trainer::train_step";
@@ -327,13 +334,18 @@ private:
         grad_norm_ = gradients_ ? gradients_(net_->gradients()) : std::numeric_limits<double>::quiet_NaN();
         if (options_.check_finite) {
             // One pass: the norm is finite iff every entry is (a policy that computes no norm returns NaN).
-            if (std::isnan(grad_norm_)) grad_norm_ = std::sqrt(static_cast<double>(net_->gradients().squaredNorm()));
+            if (std::isnan(grad_norm_)) {  // split across threads: memory-bound passes over every parameter
+                const auto g = net_->gradients();
+                grad_norm_ = std::sqrt(parallel_sum(g.size(), check_grain, [&](Eigen::Index lo, Eigen::Index hi) {
+                    return static_cast<double>(g.segment(lo, hi - lo).squaredNorm());
+                }));
+            }
             if (!std::isfinite(grad_norm_))
                 detail::fail_numerical(where, "gradients", "are not finite (or their norm overflows) at step ", step_ + 1, "; the weights were not updated");
         }
         if (lr_) opt_->set_lr(lr_(step_));
         opt_->step(net_->parameters(), net_->gradients());
-        if (options_.check_finite && !net_->parameters().allFinite())
+        if (options_.check_finite && !all_finite(net_->parameters()))
             detail::fail_numerical(where, "parameters", "became non-finite in the update of step ", step_ + 1,
                                    " (the learning rate is too large for these gradients); restore the last checkpoint");
         ++step_;
