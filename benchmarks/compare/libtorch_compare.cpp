@@ -21,6 +21,8 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "timing.hpp"
+
 namespace {
 
 struct NotebookMLPImpl : torch::nn::Module {
@@ -55,26 +57,8 @@ struct NotebookMLPImpl : torch::nn::Module {
 };
 TORCH_MODULE(NotebookMLP);
 
-struct Stats {
-    double median, min, max;
-};
-
-/// ms per call over `reps` timed runs of `iters` calls (after `warm` calls).
-template <class F>
-Stats time_ms(F&& f, int warm, int iters, int reps) {
-    using Clock = std::chrono::steady_clock;
-    for (int i = 0; i < warm; ++i) f();
-    std::vector<double> ms;
-    for (int r = 0; r < reps; ++r) {
-        const auto t0 = Clock::now();
-        for (int i = 0; i < iters; ++i) f();
-        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / iters);
-    }
-    std::sort(ms.begin(), ms.end());
-    return {ms[ms.size() / 2], ms.front(), ms.back()};
-}
-
-void print(const char* key, Stats s) { std::printf("%s %.4f\n%s_min %.4f\n%s_max %.4f\n", key, s.median, key, s.min, key, s.max); }
+using compare::print;
+using compare::time_ms;
 
 // The OpenBLAS kernel that LibTorch's sgemm runs (OPENBLAS_CORETYPE can force an older one).
 const char* openblas_core() {
