@@ -67,8 +67,9 @@ struct SGDConfig {
 namespace impl {
 
 /// Elements per pass: a few vectors stay in L1/L2.
-inline constexpr Eigen::Index optim_chunk = 2048;  // elements per pass: a few vectors stay in L1/L2
-inline constexpr Eigen::Index optim_grain = 1 << 16;  // fewer elements per thread: not worth waking one
+inline constexpr Eigen::Index optim_chunk = 2048;
+/// Elements per thread below which an update stays on one thread (waking another costs more).
+inline constexpr Eigen::Index optim_grain = 1 << 16;
 
 /// Throws fmd::invalid_argument naming `argument` unless v is finite and ≥ 0.
 inline void require_nonnegative(std::string_view where, std::string_view argument, double v) {
