@@ -66,7 +66,8 @@ void eigen_gemm(S alpha, const L& a, const R& b, S beta, Out<S> c) {
 // GFLOP/s on one core, 269 against 176 on two). oneDNN is row-major, so the column-major
 // C (m × n) = op(A) op(B) is computed as Cᵀ (n × m) = op(B)ᵀ op(A)ᵀ, every operand described by
 // its strides (no copies). Primitives are made on the first product of a shape and thread count
-// (then reused: the calls allocate nothing); each calling thread has its own cache.
+// (then reused); each calling thread has its own cache. oneDNN still takes a few small heap blocks
+// per execution for its own bookkeeping (the Eigen path takes none; tests/dnnl/no_allocation.cpp).
 struct DnnlKey {
     bool ta, tb, accumulate;
     Eigen::Index m, n, k, lda, ldb, ldc;
@@ -128,7 +129,7 @@ inline bool dnnl_matmul(bool ta, bool tb, Eigen::Index m, Eigen::Index n, Eigen:
     } catch (const dnnl::error&) {
         return false;
     }
-    // The C API: no argument map (and no allocation) per call.
+    // The C API: the argument table is built once, not per call.
     if (dnnl_memory_set_data_handle(g->src.get(), const_cast<float*>(b)) != dnnl_success ||
         dnnl_memory_set_data_handle(g->weights.get(), const_cast<float*>(a)) != dnnl_success ||
         dnnl_memory_set_data_handle(g->dst.get(), c) != dnnl_success ||
