@@ -1,9 +1,10 @@
 #pragma once
-// fmd::parallel_for: the library's own element-wise loops (optimizer updates, activations) on
-// Eigen's thread count, so they scale with the matrix products instead of leaving the second
-// core idle between them (docs/architecture.md, "Threads"). Without OpenMP (-fopenmp) it is a
-// plain loop. Each index is handled by exactly one thread and no sums cross indices, so results
-// are bit-identical for every thread count.
+// fmd::parallel_for / parallel_sum: the library's own element-wise loops (optimizer updates,
+// activations) and reductions (the Trainer's checks) on Eigen's thread count, so they scale with
+// the matrix products instead of leaving the second core idle between them (docs/architecture.md,
+// "Threads"). Without OpenMP (-fopenmp) they are plain loops. In parallel_for each index is handled
+// by exactly one thread, so element-wise results are bit-identical for every thread count;
+// parallel_sum's total depends on where the ranges split (rounding only).
 #include <algorithm>
 
 #include <Eigen/Core>

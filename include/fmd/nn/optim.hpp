@@ -71,6 +71,15 @@ inline constexpr Eigen::Index optim_chunk = 2048;
 /// Elements per thread below which an update stays on one thread (waking another costs more).
 inline constexpr Eigen::Index optim_grain = 1 << 16;
 
+/// Calls f(i, len) on the chunks [i, i + len) of [0, n), split across threads at chunk boundaries
+/// (so every thread count sees the same chunks: bit-identical updates).
+template <class F>
+void for_each_chunk(Eigen::Index n, F&& f) {
+    parallel_for(n, optim_grain, [&](Eigen::Index lo, Eigen::Index hi) {
+        for (Eigen::Index i = lo; i < hi; i += optim_chunk) f(i, std::min(optim_chunk, hi - i));
+    }, optim_chunk);
+}
+
 /// Throws fmd::invalid_argument naming `argument` unless v is finite and ≥ 0.
 inline void require_nonnegative(std::string_view where, std::string_view argument, double v) {
     if (!(v >= 0.0) || !std::isfinite(v)) fmd::detail::fail(where, argument, "must be finite and >= 0, got ", v);
@@ -142,27 +151,24 @@ public:
         const S decay = static_cast<S>(1.0 - lr_ * wd_);
         Vector<S>& m_all = state_.buffers[0];
         Vector<S>& v_all = state_.buffers[1];
-        parallel_for(n, optim_grain, [&](Eigen::Index lo, Eigen::Index hi) {
-            for (Eigen::Index i = lo; i < hi; i += optim_chunk) {
-                const Eigen::Index len = std::min(optim_chunk, hi - i);
-                auto p = params.segment(i, len).array();
-                auto g0 = grads.segment(i, len).array();
-                auto m = m_all.segment(i, len).array();
-                auto v = v_all.segment(i, len).array();
-                if constexpr (Decoupled) {
-                    if (wd_ != 0.0) p *= decay;
-                    m += one_m_b1 * (g0 - m);
-                    v = b2 * v + one_m_b2 * g0.square();
-                } else if (wd_ != 0.0) {
-                    m += one_m_b1 * ((g0 + wd * p) - m);
-                    v = b2 * v + one_m_b2 * (g0 + wd * p).square();
-                } else {
-                    m += one_m_b1 * (g0 - m);
-                    v = b2 * v + one_m_b2 * g0.square();
-                }
-                p -= step_size * m / (v.sqrt() / bc2_sqrt + eps);
+        for_each_chunk(n, [&](Eigen::Index i, Eigen::Index len) {
+            auto p = params.segment(i, len).array();
+            auto g0 = grads.segment(i, len).array();
+            auto m = m_all.segment(i, len).array();
+            auto v = v_all.segment(i, len).array();
+            if constexpr (Decoupled) {
+                if (wd_ != 0.0) p *= decay;
+                m += one_m_b1 * (g0 - m);
+                v = b2 * v + one_m_b2 * g0.square();
+            } else if (wd_ != 0.0) {
+                m += one_m_b1 * ((g0 + wd * p) - m);
+                v = b2 * v + one_m_b2 * (g0 + wd * p).square();
+            } else {
+                m += one_m_b1 * (g0 - m);
+                v = b2 * v + one_m_b2 * g0.square();
             }
-        }, optim_chunk);
+            p -= step_size * m / (v.sqrt() / bc2_sqrt + eps);
+        });
     }
 
     /// The learning rate.
@@ -258,26 +264,23 @@ public:
         ++state_.step;
         const S lr = static_cast<S>(c_.lr), wd = static_cast<S>(c_.weight_decay), mu = static_cast<S>(c_.momentum);
         const S keep = static_cast<S>(1.0 - c_.dampening);
-        parallel_for(n_, impl::optim_grain, [&](Eigen::Index lo, Eigen::Index hi) {
-            for (Eigen::Index i = lo; i < hi; i += impl::optim_chunk) {
-                const Eigen::Index len = std::min(impl::optim_chunk, hi - i);
-                auto p = params.segment(i, len).array();
-                auto g = grads.segment(i, len).array();
-                if (c_.momentum == 0.0) {
-                    p -= lr * (g + wd * p);
-                    continue;
-                }
-                auto b = state_.buffers[0].segment(i, len).array();
-                if (first)
-                    b = g + wd * p;
-                else
-                    b = mu * b + keep * (g + wd * p);
-                if (c_.nesterov)
-                    p -= lr * ((g + wd * p) + mu * b);
-                else
-                    p -= lr * b;
+        impl::for_each_chunk(n_, [&](Eigen::Index i, Eigen::Index len) {
+            auto p = params.segment(i, len).array();
+            auto g = grads.segment(i, len).array();
+            if (c_.momentum == 0.0) {
+                p -= lr * (g + wd * p);
+                return;
             }
-        }, impl::optim_chunk);
+            auto b = state_.buffers[0].segment(i, len).array();
+            if (first)
+                b = g + wd * p;
+            else
+                b = mu * b + keep * (g + wd * p);
+            if (c_.nesterov)
+                p -= lr * ((g + wd * p) + mu * b);
+            else
+                p -= lr * b;
+        });
     }
 
     /// The learning rate.
