@@ -110,6 +110,8 @@ TEST_CASE("FrozenMLP: bad input throws naming the argument", "[dnnl]") {
     Matrix<float> out(2, 5);
     names([&] { frozen(Matrix<float>(3, 5), 0.5, out); }, "x");
     names([&] { frozen(Matrix<float>(2, 4), 0.5, out); }, "out");
+    Matrix<float> none(2, 0);
+    names([&] { frozen(Matrix<float>(2, 0), 0.5, none); }, "x");  // an empty batch, as the MLP refuses it
     names([&] { frozen(Matrix<float>::Zero(2, 5), std::nan(""), out); }, "t");
     const std::vector<int> labels(5, 0);
     names([&] { frozen(Matrix<float>::Zero(2, 5), 0.5, labels, out); }, "labels");

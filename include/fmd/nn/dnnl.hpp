@@ -195,17 +195,11 @@ private:
 
     void eval(In<S> x, double t, double r, Labels labels, Out<S> out) {
         constexpr std::string_view where = "nn::FrozenMLP::operator()";
-        if (x.rows() != config_.dim) detail::fail(where, "x", "must have ", config_.dim, " rows, got ", x.rows());
-        if (out.rows() != config_.out_dim || out.cols() != x.cols())
-            detail::fail(where, "out", "must be ", config_.out_dim, " x ", x.cols(), ", got ", out.rows(), " x ", out.cols());
+        mlp_checks::batch<S>(where, config_, x, out);
         if (!std::isfinite(t)) detail::fail(where, "t", "must be finite, got ", t);
         if (!std::isfinite(r)) detail::fail(where, "r", "must be finite, got ", r);
         const Index n = x.cols();
-        if (!labels.empty() && static_cast<Index>(labels.size()) != n)
-            detail::fail(where, "labels", "must have one label per column (", n, "), got ", labels.size());
-        for (int y : labels)
-            if (y < 0 || y > config_.num_classes) detail::fail(where, "labels", "must lie in [0, ", config_.num_classes, "], got ", y);
-        if (n == 0) return;
+        mlp_checks::labels(where, labels, n, config_.num_classes);
         Plan& p = plan(n);
 
         // First layer in float32 (dim is small; the time branch is one vector for the batch).

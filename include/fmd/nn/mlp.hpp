@@ -80,6 +80,30 @@ struct MLPConfig {
     friend bool operator==(const MLPConfig&, const MLPConfig&) = default;
 };
 
+/// Argument checks shared by nn::MLP's calls and nn::FrozenMLP (fmd/nn/dnnl.hpp), which takes the same batches.
+namespace mlp_checks {
+
+/// x must be a non-empty dim x n batch and out out_dim x n; else fmd::invalid_argument naming 'x' or 'out'.
+template <class S>
+void batch(std::string_view where, const MLPConfig& c, const In<S>& x, const Out<S>& out) {
+    if (x.cols() == 0) detail::fail(where, "x", "must be a non-empty ", c.dim, " x n batch, got ", x.rows(), " x 0");
+    if (x.rows() != c.dim) detail::fail(where, "x", "must have ", c.dim, " rows (dim), got ", x.rows(), " x ", x.cols());
+    if (out.rows() != c.out_dim || out.cols() != x.cols())
+        detail::fail(where, "out", "must be ", c.out_dim, " x ", x.cols(), ", got ", out.rows(), " x ", out.cols());
+}
+
+/// Labels, when given, must be one per column, each in [0, num_classes] (num_classes = ∅); else
+/// fmd::invalid_argument naming 'labels'.
+inline void labels(std::string_view where, Labels labels, Index n, Index num_classes) {
+    if (labels.empty()) return;
+    if (static_cast<Index>(labels.size()) != n) detail::fail(where, "labels", "must hold one label per column of x (", n, "), got ", labels.size());
+    for (std::size_t j = 0; j < labels.size(); ++j)
+        if (labels[j] < 0 || labels[j] > num_classes)
+            detail::fail(where, "labels", "must lie in [0, ", num_classes, "] (", num_classes, " = null label), got ", labels[j], " at column ", j);
+}
+
+}  // namespace mlp_checks
+
 /// Time-conditioned multilayer perceptron u_θ(x, t) (optionally with a class embedding and a second
 /// time r) on one flat parameter buffer, with its own backward pass and forward-mode jvp / tangent;
 /// a Network, ConditionalNetwork or TwoTimeNetwork depending on MLPConfig. Layout and passes: the
@@ -532,11 +556,7 @@ private:
         if (config_.num_classes == 0) detail::fail(where, "labels", "need a conditional network (MLPConfig::num_classes > 0); this one is unconditional");
     }
     void check_labels(std::string_view where, Labels labels, Index n) const {
-        if (labels.empty()) return;
-        if (static_cast<Index>(labels.size()) != n) detail::fail(where, "labels", "must hold one label per column of x (", n, "), got ", labels.size());
-        for (std::size_t j = 0; j < labels.size(); ++j)
-            if (labels[j] < 0 || labels[j] > null_label())
-                detail::fail(where, "labels", "must lie in [0, ", null_label(), "] (", null_label(), " = null label), got ", labels[j], " at column ", j);
+        mlp_checks::labels(where, labels, n, config_.num_classes);
     }
 
     template <class G>
@@ -572,12 +592,7 @@ private:
         return shapes_[static_cast<std::size_t>(i)];
     }
 
-    void check_batch(std::string_view where, const In<S>& x, const Out<S>& out) const {
-        if (x.cols() == 0) detail::fail(where, "x", "must be a non-empty ", config_.dim, " x n batch, got ", x.rows(), " x 0");
-        if (x.rows() != config_.dim) detail::fail(where, "x", "must have ", config_.dim, " rows (dim), got ", x.rows(), " x ", x.cols());
-        if (out.rows() != config_.out_dim || out.cols() != x.cols())
-            detail::fail(where, "out", "must be ", config_.out_dim, " x ", x.cols(), ", got ", out.rows(), " x ", out.cols());
-    }
+    void check_batch(std::string_view where, const In<S>& x, const Out<S>& out) const { mlp_checks::batch<S>(where, config_, x, out); }
 
     // Workspaces grow to the largest batch seen (capacity in columns) and are used through
     // leftCols(n): a smaller batch (an epoch's remainder, a sampler's last chunk) allocates nothing.
